@@ -1,0 +1,133 @@
+"""Read CSV, Parquet and ``.npz`` inputs, refusing bad data before any work starts.
+
+Every check raises :class:`InputError` naming the file, the column and the rule, so a
+user can fix the input without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomalyflow.data.schema import InputError, Schema
+
+
+@dataclass(frozen=True)
+class Table:
+    """A validated input: features as float32 ``(rows, features)``, labels ``(rows,)``."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    frame: pd.DataFrame | None  # the original table (CSV / Parquet), None for npz
+    feature_names: tuple[str, ...]
+
+
+def read_table(path: Path | str, schema: Schema, min_rows: int = 1) -> Table:
+    """Load a CSV or Parquet file that must match ``schema`` exactly (no extra columns)."""
+    path = Path(path)
+    frame = _read_frame(path)
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        raise InputError(path, missing[0], "missing column required by the schema")
+    extra = [c for c in frame.columns if c not in schema.columns]
+    if extra:
+        raise InputError(path, str(extra[0]), "extra column not in the schema")
+    _check_rows(path, len(frame), min_rows)
+    for column in schema.features:
+        series = frame[column]
+        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+            raise InputError(path, column, f"non-numeric values (dtype {series.dtype})")
+        _check_finite(path, column, series.to_numpy(dtype=np.float64))
+    y = None
+    if schema.label is not None:
+        y = _check_labels(path, schema.label, frame[schema.label].to_numpy())
+    x = frame[list(schema.features)].to_numpy(dtype=np.float32)
+    return Table(x=x, y=y, frame=frame, feature_names=schema.features)
+
+
+def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table:
+    """Load an ADBench-style ``.npz`` with ``X`` (rows, features) and optionally ``y``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as error:
+        raise InputError(path, None, f"not a readable .npz file ({error})") from error
+    if "X" not in arrays:
+        raise InputError(path, "X", "missing array")
+    x = arrays["X"]
+    if x.ndim != 2:
+        raise InputError(path, "X", f"must be 2-D (rows, features), got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(path, "X", "is empty")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise InputError(path, "X", f"non-numeric values (dtype {x.dtype})")
+    x = x.astype(np.float64)
+    for j in np.flatnonzero(~np.isfinite(x).all(axis=0))[:1]:
+        _check_finite(path, f"X[:, {j}]", x[:, j])
+    _check_rows(path, x.shape[0], min_rows)
+    y = None
+    if "y" in arrays:
+        y = _check_labels(path, "y", arrays["y"])
+        if len(y) != x.shape[0]:
+            raise InputError(path, "y", f"has {len(y)} values for {x.shape[0]} rows of X")
+    elif require_labels:
+        raise InputError(path, "y", "missing array (labels are required here)")
+    names = tuple(f"x{j}" for j in range(x.shape[1]))
+    return Table(x=x.astype(np.float32), y=y, frame=None, feature_names=names)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, None, "file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise InputError(path, None, "unsupported format (use .csv, .parquet or .npz)")
+    except pd.errors.EmptyDataError as error:
+        raise InputError(path, None, "file is empty") from error
+    except (OSError, ValueError) as error:
+        raise InputError(path, None, f"cannot be read ({error})") from error
+    if frame.empty:
+        raise InputError(path, None, "file has no rows")
+    return frame
+
+
+def _check_rows(path: Path, rows: int, min_rows: int) -> None:
+    if rows == 0:
+        raise InputError(path, None, "file has no rows")
+    if rows < min_rows:
+        raise InputError(
+            path, None, f"has {rows} rows, fewer than the batch size {min_rows}; "
+            "lower batch_size in params.yaml or supply more rows"
+        )
+
+
+def _check_finite(path: Path, column: str, values: np.ndarray) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        kind = "NaN" if np.isnan(values[row]) else "infinite"
+        raise InputError(path, column, f"{int(bad.sum())} NaN or infinite values "
+                         f"(first: {kind} at row {row})")
+
+
+def _check_labels(path: Path, column: str, values: np.ndarray) -> np.ndarray:
+    numeric = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+    invalid = ~np.isin(numeric, (0.0, 1.0))
+    if invalid.any():
+        row = int(np.flatnonzero(invalid)[0])
+        raise InputError(path, column, f"label values must be 0 or 1; found {values[row]!r} "
+                         f"at row {row}")
+    return numeric.astype(np.int64)

@@ -1,0 +1,162 @@
+"""Fit the decision threshold on scores, apart from the network.
+
+Keeping the threshold a separate, refittable step means moving it (a new alert budget, a
+new false-positive target) never means retraining. Scores are higher = more anomalous,
+and a row is flagged when ``score >= threshold`` (see :func:`flag`), the same rule as
+scikit-learn's ``precision_recall_curve`` and ``roc_curve``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import precision_recall_curve
+
+from anomalyflow.params import ThresholdParams
+
+
+def flag(scores: ArrayLike, threshold: float) -> NDArray[np.bool_]:
+    """Flag the rows whose score reaches the threshold.
+
+    The one place the comparison lives, so fitting, evaluation and serving never
+    disagree on a row scored exactly at the threshold.
+
+    Args:
+        scores: Shape ``(n,)``, higher = more anomalous.
+        threshold: From :func:`fit_threshold`.
+
+    Returns:
+        Shape ``(n,)``, True where ``score >= threshold``.
+    """
+    return np.asarray(scores) >= threshold
+
+
+def fit_threshold(scores: ArrayLike, labels: ArrayLike | None, params: ThresholdParams) -> float:
+    """Choose the threshold by ``params.method``.
+
+    - ``alert_rate``: flags at most ``alert_rate`` of the rows (labels unused).
+    - ``false_positive_rate``: flags at most ``false_positive_rate`` of the label-0 rows.
+    - ``best_f1``: maximises F1 on the labels.
+
+    The rates are caps: when tied scores straddle the cut, the threshold moves up past
+    the tie rather than flag more than asked, so the realised share may be a little lower.
+
+    Args:
+        scores: Shape ``(n,)``, higher = more anomalous.
+        labels: Shape ``(n,)`` of 0/1 (1 = anomaly), or None for ``alert_rate``.
+        params: The ``threshold`` section of ``params.yaml``.
+
+    Returns:
+        The threshold, to be used with :func:`flag`.
+
+    Raises:
+        ValueError: Empty or non-finite scores, a rate outside [0, 1], or a method that
+            needs labels given none, labels not 0/1, no label-0 rows
+            (``false_positive_rate``) or no label-1 rows (``best_f1``).
+    """
+    values = check_scores(scores)
+    if params.method == "alert_rate":
+        rate = _check_rate(params.alert_rate, "threshold.alert_rate")
+        return _threshold_flagging_at_most(values, _floor_share(rate, values.size))
+    if labels is None:
+        raise ValueError(f"threshold method '{params.method}' needs labels; none were given")
+    truth = check_labels(labels, values.size)
+    if params.method == "false_positive_rate":
+        rate = _check_rate(params.false_positive_rate, "threshold.false_positive_rate")
+        negatives = values[truth == 0]
+        if negatives.size == 0:
+            raise ValueError(
+                "threshold method 'false_positive_rate' needs label-0 rows; all labels are 1"
+            )
+        return _threshold_flagging_at_most(negatives, _floor_share(rate, negatives.size))
+    if params.method == "best_f1":
+        if not truth.any():
+            raise ValueError("threshold method 'best_f1' needs at least one label-1 row")
+        return _best_f1_threshold(values, truth)
+    raise ValueError(f"unknown threshold method '{params.method}'")
+
+
+def check_scores(scores: ArrayLike) -> NDArray[np.float64]:
+    """Return the scores as a float array, refusing what would silently mis-rank rows.
+
+    Args:
+        scores: Shape ``(n,)``.
+
+    Returns:
+        Shape ``(n,)``, float64.
+
+    Raises:
+        ValueError: Not one-dimensional, empty, or containing NaN or infinity.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"scores must be one-dimensional, got shape {values.shape}")
+    if values.size == 0:
+        raise ValueError("scores are empty")
+    if not np.isfinite(values).all():
+        raise ValueError("scores contain NaN or infinite values")
+    return values
+
+
+def check_labels(labels: ArrayLike, rows: int) -> NDArray[np.int8]:
+    """Return the labels as a 0/1 array matching the scores.
+
+    Args:
+        labels: Shape ``(rows,)``; bool, int or float, but only 0 and 1.
+        rows: Number of scores the labels belong to.
+
+    Returns:
+        Shape ``(rows,)``, int8.
+
+    Raises:
+        ValueError: Wrong length or shape, or a value other than 0 and 1.
+    """
+    values = np.asarray(labels)
+    if values.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {values.shape}")
+    if values.size != rows:
+        raise ValueError(f"got {values.size} labels for {rows} scores; lengths must match")
+    bad = ~np.isin(values, (0, 1))
+    if bad.any():
+        found = np.unique(values[bad])[:5].tolist()
+        raise ValueError(f"labels must be 0 or 1 (1 = anomaly); found {found}")
+    return values.astype(np.int8)
+
+
+def _check_rate(rate: float, key: str) -> float:
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{key} must be in [0, 1], got {rate}")
+    return rate
+
+
+def _floor_share(rate: float, rows: int) -> int:
+    # Rounding first keeps 0.29 * 100 = 28.999999999999996 from flooring to 28.
+    return math.floor(round(rate * rows, 9))
+
+
+def _threshold_flagging_at_most(scores: NDArray[np.float64], count: int) -> float:
+    """Lowest threshold that flags at most ``count`` of ``scores`` (shape ``(n,)``).
+
+    Returns an observed score when one works, so the threshold reads naturally; when
+    ``count`` is 0 or the top scores tie past the cut, the next float above the first
+    unflagged score.
+    """
+    descending = np.sort(scores)[::-1]
+    if count >= descending.size:
+        return float(descending[-1])
+    first_unflagged = descending[count]
+    above = descending[:count][descending[:count] > first_unflagged]
+    if above.size:
+        return float(above[-1])
+    return float(np.nextafter(first_unflagged, np.inf))
+
+
+def _best_f1_threshold(scores: NDArray[np.float64], labels: NDArray[np.int8]) -> float:
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    # The last point (precision 1, recall 0) has no threshold.
+    precision, recall = precision[:-1], recall[:-1]
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return float(thresholds[int(np.argmax(f1))])

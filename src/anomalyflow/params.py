@@ -1,0 +1,207 @@
+"""One frozen, typed ``Params`` parsed from ``params.yaml``.
+
+Every knob the pipeline has lives in ``params.yaml``; each stage receives only its own
+section. Unknown keys are refused with the dotted key named, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` has an unknown key, a missing section or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class DriftKnobs:
+    """Shifts applied to generated data so drift and retraining can be exercised."""
+
+    amount_inflation: float = 0.0  # relative increase of every amount (0.1 = +10%)
+    merchant_mix_shift: float = 0.0  # 0..1, moves spending toward online categories
+    new_fraud_pattern: bool = False  # adds a fraud typology absent from the history
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The built-in card-transaction generator (the default data set)."""
+
+    seed: int = 7
+    history_rows: int = 100_000  # unlabeled history used for pretraining
+    recent_rows: int = 20_000  # recent, partly labeled rows used for fine-tuning
+    holdout_rows: int = 10_000  # later, fully labeled rows used for evaluation only
+    fraud_rate: float = 0.005  # share of fraudulent transactions
+    label_coverage: float = 0.5  # share of recent frauds that were confirmed (labeled 1)
+    drift: DriftKnobs = field(default_factory=DriftKnobs)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Shape of the tabular encoder and its heads."""
+
+    hidden_dim: int = 256
+    embedding_dim: int = 64
+    head_hidden_dim: int = 64
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """Self-supervised masked-feature reconstruction on unlabeled rows."""
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int | Literal["auto"] = "auto"  # auto: a rule on the row count
+    max_epochs: int = 100
+    max_steps: int = 2000  # caps work on large data: epochs = min(max_epochs, steps/epoch)
+    min_mask_rate: float = 0.1  # share of cells hidden per row, drawn in [min, max]
+    max_mask_rate: float = 0.5
+    noise_std: float = 0.05  # Gaussian corruption of the visible cells
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning: a new scoring head on the pretrained encoder, small learning rate."""
+
+    learning_rate: float = 1e-3  # head learning rate while the encoder is frozen
+    encoder_lr_ratio: float = 0.1  # encoder learning rate = ratio * learning_rate
+    weight_decay: float = 1e-4
+    batch_size: int | Literal["auto"] = "auto"
+    frozen_epochs: int = 5  # epochs with the encoder frozen before unfreezing
+    max_epochs: int = 30
+    max_steps: int = 1500
+    patience: int = 5  # early stopping: epochs without validation AUPRC gain
+    validation_fraction: float = 0.2  # share of labeled data held out for early stopping
+    min_validation_positives: int = 5  # below this, train a fixed schedule, no early stop
+
+
+@dataclass(frozen=True)
+class ThresholdParams:
+    """How the decision threshold is fitted, apart from the network."""
+
+    method: Literal["alert_rate", "false_positive_rate", "best_f1"] = "alert_rate"
+    alert_rate: float = 0.01  # share of rows flagged, for method alert_rate
+    false_positive_rate: float = 0.01  # for method false_positive_rate
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    """Metrics beyond precision / recall / F1 at the threshold."""
+
+    alert_budget: float = 0.01  # precision at the top share of scores
+    target_false_positive_rate: float = 0.01  # recall at this false-positive rate
+    bootstrap_samples: int = 200  # for the AUPRC confidence interval
+    confidence_level: float = 0.95
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Where and how reproducibly to compute."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with bf16 if present
+    seed: int = 0
+    num_threads: int = 0  # 0: leave torch's default
+    progress: bool = True  # progress bars on long loops
+
+
+@dataclass(frozen=True)
+class PathsParams:
+    """Where the main job reads and writes, relative to the working directory."""
+
+    data_dir: str = "data"
+    artifacts_dir: str = "artifacts"
+
+
+@dataclass(frozen=True)
+class BenchmarkParams:
+    """The few-label protocol of ``../shared/datasets/README.md``."""
+
+    row_cap: int = 10_000  # larger data sets are subsampled (stratified), as ADBench does
+    test_size: float = 0.3
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every knob of AnomalyFlow, one section per stage."""
+
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    pretrain: PretrainParams = field(default_factory=PretrainParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    threshold: ThresholdParams = field(default_factory=ThresholdParams)
+    evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    runtime: RuntimeParams = field(default_factory=RuntimeParams)
+    paths: PathsParams = field(default_factory=PathsParams)
+    benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Parse ``params.yaml``; missing keys take their defaults, unknown keys are refused."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) if path.exists() else None
+    if raw is None:
+        raw = {}
+    return params_from_dict(raw, source=path)
+
+
+def params_from_dict(raw: Any, source: Path) -> Params:
+    """Build ``Params`` from a parsed mapping (``params.yaml`` or a saved model's JSON)."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: the top level must be a mapping of sections")
+    params: Params = _build(Params, raw, prefix="", source=source)
+    return params
+
+
+def _build(cls: type[Any], raw: dict[str, Any], prefix: str, source: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ParamsError(f"{source}: unknown key '{prefix}{key}'")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ParamsError(f"{source}: '{key}' must be a mapping")
+        return _build(hint, value, prefix=f"{key}.", source=source)  # type: ignore[arg-type]
+    options = typing.get_args(hint) if _is_union(hint) else (hint,)
+    for option in options:
+        if _matches(option, value):
+            return float(value) if option is float else value
+    raise ParamsError(f"{source}: '{key}' = {value!r} is not a valid {_describe(hint)}")
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _matches(option: Any, value: Any) -> bool:
+    if typing.get_origin(option) is Literal:
+        return value in typing.get_args(option)
+    if option is bool:
+        return isinstance(value, bool)
+    if option is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if option is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, option)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if _is_union(hint):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))

@@ -1,0 +1,50 @@
+"""Per-epoch checkpoints that let an interrupted run resume where it stopped.
+
+Checkpoints hold only tensors and plain numbers and are loaded with
+``weights_only=True``, so opening one never executes code. A fingerprint of the data
+and settings guards against resuming a run with different inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def fingerprint(*arrays: np.ndarray, settings: dict[str, Any]) -> str:
+    """Hash of the training data and settings a checkpoint belongs to."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash while saving leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path | None, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The saved state if it belongs to this run, else ``None`` (start afresh)."""
+    if path is None or not path.exists():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != expected_fingerprint:
+        return None
+    return state
+
+
+def remove_checkpoint(path: Path | None) -> None:
+    """Drop a finished run's checkpoint so a new run does not resume from it."""
+    if path is not None:
+        path.unlink(missing_ok=True)
