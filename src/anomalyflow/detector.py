@@ -86,26 +86,49 @@ class AnomalyDetector:
         feature_names: tuple[str, ...] | None = None,
         checkpoint_dir: Path | None = None,
     ) -> AnomalyDetector:
-        """Fit on rows ``(rows, features)`` and optional partial labels ``(rows,)``."""
-        self.scaler_ = RobustScaler().fit(x)
-        scaled = self.scaler_.transform(x)
-        self.feature_names_ = feature_names or tuple(f"x{j}" for j in range(x.shape[1]))
+        """Pretrain and fine-tune on the same rows ``(rows, features)``, as in the protocol.
+
+        ``y`` holds 1 for labeled anomalies and 0 for the rest; without any 1 the
+        detector scores by reconstruction alone. The threshold is fitted on ``x``.
+        """
         has_labels = y is not None and bool((y == 1).any())
         if not self.pretrained and not has_labels:
             raise ValueError("the from-scratch variant needs labeled anomalies")
-        s = self.settings
-        if self.pretrained:
-            self.backbone_, self.stats_["pretrain"] = pretrain(
-                scaled, s.model, s.pretrain, s.runtime,
-                checkpoint=_checkpoint(checkpoint_dir, "pretrain"),
-            )
+        self.pretrain(x, feature_names, checkpoint_dir)
         if has_labels:
             assert y is not None
-            self.scorer_, self.stats_["finetune"] = finetune(
-                self.backbone_, scaled, y, s.model, s.finetune, s.runtime,
-                checkpoint=_checkpoint(checkpoint_dir, "finetune"),
-            )
+            self.finetune(x, y, checkpoint_dir)
         self.refit_threshold(x, y)
+        return self
+
+    def pretrain(
+        self,
+        x: np.ndarray,
+        feature_names: tuple[str, ...] | None = None,
+        checkpoint_dir: Path | None = None,
+    ) -> AnomalyDetector:
+        """Fit the scaler and, unless this is the ablation, the backbone on unlabeled rows."""
+        self.scaler_ = RobustScaler().fit(x)
+        self.feature_names_ = feature_names or tuple(f"x{j}" for j in range(x.shape[1]))
+        if self.pretrained:
+            s = self.settings
+            self.backbone_, self.stats_["pretrain"] = pretrain(
+                self.scaler_.transform(x), s.model, s.pretrain, s.runtime,
+                checkpoint=_checkpoint(checkpoint_dir, "pretrain"),
+            )
+        return self
+
+    def finetune(
+        self, x: np.ndarray, y: np.ndarray, checkpoint_dir: Path | None = None
+    ) -> AnomalyDetector:
+        """Train the scoring head on rows ``x`` and partial labels ``y`` (at least one 1)."""
+        if self.scaler_ is None:
+            raise RuntimeError("pretrain the detector before fine-tuning it")
+        s = self.settings
+        self.scorer_, self.stats_["finetune"] = finetune(
+            self.backbone_, self.scaler_.transform(x), y, s.model, s.finetune, s.runtime,
+            checkpoint=_checkpoint(checkpoint_dir, "finetune"),
+        )
         return self
 
     def refit_threshold(self, x: np.ndarray, y: np.ndarray | None) -> float:

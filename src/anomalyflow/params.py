@@ -75,7 +75,7 @@ class FinetuneParams:
     weight_decay: float = 1e-4
     batch_size: int | Literal["auto"] = "auto"
     frozen_epochs: int = 5  # epochs with the encoder frozen before unfreezing
-    max_epochs: int = 30
+    max_epochs: int = 10  # few epochs: with a handful of labels, more overfits them
     max_steps: int = 1500
     patience: int = 5  # early stopping: epochs without validation AUPRC gain
     validation_fraction: float = 0.2  # share of labeled data held out for early stopping

@@ -1,0 +1,3 @@
+from anomalyflow.cli import app
+
+app()

@@ -1,0 +1,121 @@
+"""Tables, JSON and a plot of a protocol run, with a paired comparison per data set."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wilcoxon
+
+from anomalyflow.benchmark.protocol import Outcome
+
+REFERENCE = "anomalyflow"
+
+
+def outcome_frame(outcomes: list[Outcome]) -> pd.DataFrame:
+    """One row per data set, seed and method."""
+    return pd.DataFrame([asdict(o) for o in outcomes])
+
+
+def headline_metric(label_ratio: float) -> str:
+    """AUPRC when labels exist (what an analyst budget feels), AUROC without them."""
+    return "auprc" if label_ratio > 0 else "auroc"
+
+
+def summarize(outcomes: list[Outcome], label_ratio: float) -> dict[str, Any]:
+    """Means, spreads over seeds, wall time and paired wins against AnomalyFlow."""
+    frame = outcome_frame(outcomes)
+    metric = headline_metric(label_ratio)
+    per_dataset = frame.pivot_table(index="dataset", columns="method", values=metric)
+    per_seed_mean = frame.groupby(["method", "seed"])[metric].mean().unstack("seed")
+    summary: dict[str, Any] = {"label_ratio": label_ratio, "metric": metric, "methods": {}}
+    for method in per_dataset.columns:
+        entry = {
+            "mean_auroc": float(frame[frame.method == method].auroc.mean()),
+            "mean_auprc": float(frame[frame.method == method].auprc.mean()),
+            "std_over_seeds": float(per_seed_mean.loc[method].std(ddof=0)),
+            "seconds_total": float(frame[frame.method == method].seconds.sum()),
+        }
+        if method != REFERENCE and REFERENCE in per_dataset.columns:
+            entry |= _paired(per_dataset[REFERENCE], per_dataset[method])
+        summary["methods"][method] = entry
+    return summary
+
+
+def _paired(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
+    """AnomalyFlow's wins and losses per data set, and a Wilcoxon signed-rank p-value."""
+    difference = (ours - theirs).dropna()
+    nonzero = difference[difference.abs() > 1e-12]
+    p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 5 else float("nan")
+    return {"anomalyflow_wins": int((nonzero > 0).sum()),
+            "anomalyflow_losses": int((nonzero < 0).sum()),
+            "wilcoxon_p": p_value}
+
+
+def table(outcomes: list[Outcome], label_ratio: float) -> str:
+    """Per data set mean over seeds, then the mean row and seconds per method."""
+    frame = outcome_frame(outcomes)
+    metric = headline_metric(label_ratio)
+    pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
+    order = [REFERENCE] + sorted(c for c in pivot.columns if c != REFERENCE)
+    pivot = pivot[[c for c in order if c in pivot.columns]]
+    pivot.loc["MEAN"] = pivot.mean()
+    seconds = frame.pivot_table(index="method", values="seconds", aggfunc="sum")["seconds"]
+    pivot.loc["seconds (total)"] = seconds.reindex(pivot.columns)
+    return f"{metric.upper()} at label ratio {label_ratio}\n" + pivot.round(3).to_string()
+
+
+def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
+    """The same table as GitHub markdown, for ``docs/benchmarks.md``."""
+    lines = table(outcomes, label_ratio).splitlines()[1:]
+    cells = [line.split() for line in lines]
+    header = ["dataset", *cells[0][1:]] if cells[0][0] == "method" else cells[0]
+    rows = [c for c in cells[1:] if c and c[0] != "dataset"]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        if row[0] == "seconds":
+            row = ["seconds (total)", *row[2:]]
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def write_json(payload: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(payload, stream, indent=2, allow_nan=True)
+    os.replace(partial, path)
+
+
+def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:
+    """Per data set metric of every method (points) and the means (bars), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = outcome_frame(outcomes)
+    metric = headline_metric(label_ratio)
+    pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
+    methods = [REFERENCE] + sorted(c for c in pivot.columns if c != REFERENCE)
+    figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(methods)), 4.5))
+    positions = np.arange(len(methods))
+    axis.bar(positions, [pivot[m].mean() for m in methods], color="#9ecae1", label="mean")
+    for i, method in enumerate(methods):
+        jitter = np.linspace(-0.25, 0.25, len(pivot))
+        axis.scatter(positions[i] + jitter, pivot[method], s=10, color="#08519c")
+    axis.set_xticks(positions, methods, rotation=20, ha="right")
+    axis.set_ylabel(metric.upper())
+    axis.set_title(f"{metric.upper()} per data set, label ratio {label_ratio}")
+    axis.set_ylim(0, 1)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,87 @@
+"""Throughput and memory figures, each beside a baseline measured in the same process."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anomalyflow.benchmark.protocol import make_split
+from anomalyflow.data.loaders import read_npz
+from anomalyflow.detector import SCORE_BATCH, AnomalyDetector, DetectorSettings
+
+_SCORING_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class SpeedReport:
+    """Figures printed by ``anomalyflow benchmark`` and stored in its JSON."""
+
+    dataset: str
+    pretrain_rows_per_second: float
+    scoring_rows_per_second: float
+    bare_forward_rows_per_second: float
+    fit_score_dataset: str
+    fit_score_rows: int
+    fit_score_peak_memory_mib: float
+    fit_score_seconds: float
+
+    @property
+    def scoring_to_forward_ratio(self) -> float:
+        """Share of the bare network's speed that end-to-end scoring keeps (target 0.8)."""
+        return self.scoring_rows_per_second / self.bare_forward_rows_per_second
+
+
+def measure(paths: list[Path], settings: DetectorSettings, row_cap: int,
+            test_size: float) -> SpeedReport:
+    """Pretrain and scoring throughput on the largest (capped) set; fit-score memory."""
+    sizes = {p: int(np.load(p, allow_pickle=False)["y"].shape[0]) for p in paths}
+    largest = max(sizes, key=lambda p: sizes[p])
+    table = read_npz(largest, require_labels=True)
+    assert table.y is not None
+    split = make_split(table.x, table.y, 0.0, 0, row_cap, test_size)
+    quiet = replace(settings, runtime=replace(settings.runtime, progress=False))
+    detector = AnomalyDetector(quiet).pretrain(split.x_train)
+    pretrain_speed = detector.stats_["pretrain"].rows_per_second
+
+    rows = np.resize(split.x_test, (_SCORING_ROWS, split.x_test.shape[1]))
+    detector.decision_function(rows[:SCORE_BATCH])  # warm-up
+    started = time.perf_counter()
+    detector.decision_function(rows)
+    scoring_speed = _SCORING_ROWS / (time.perf_counter() - started)
+    assert detector.scaler_ is not None
+    network = detector.network()
+    scaled = torch.from_numpy(detector.scaler_.transform(rows))
+    with torch.inference_mode():
+        started = time.perf_counter()
+        for chunk in scaled.split(SCORE_BATCH):
+            network(chunk)
+        forward_speed = _SCORING_ROWS / (time.perf_counter() - started)
+
+    memory, seconds, fit_rows = _fit_score_peak_memory(table.x, table.y, test_size)
+    return SpeedReport(largest.stem, pretrain_speed, scoring_speed, forward_speed,
+                       largest.stem, fit_rows, memory, seconds)
+
+
+def _fit_score_peak_memory(x: np.ndarray, y: np.ndarray,
+                           test_size: float) -> tuple[float, float, int]:
+    """Run ``anomalyflow fit-score`` on the full (uncapped) set in a child process."""
+    split = make_split(x, y, 0.05, 0, len(y), test_size)
+    with tempfile.TemporaryDirectory() as folder:
+        train, test = Path(folder) / "train.npz", Path(folder) / "test.npz"
+        np.savez(train, X=split.x_train, y=split.y_partial)
+        np.savez(test, X=split.x_test)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "anomalyflow", "fit-score", "--train",
+                        str(train), "--test", str(test), "--out", str(Path(folder) / "s.npy")],
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return peak_kib / 1024.0, seconds, len(split.y_partial)

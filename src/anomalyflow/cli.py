@@ -1,0 +1,192 @@
+"""The ``anomalyflow`` command: one subcommand per job.
+
+Bad input ends with a one-line error naming the file, column and rule, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anomalyflow.data.schema import InputError
+from anomalyflow.params import Params, ParamsError, load_params
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Pretrain on unlabeled data, fine-tune with few labels, detect anomalies.")
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
+
+
+def _load(path: Path) -> Params:
+    try:
+        return load_params(path)
+    except ParamsError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> typer.Exit:  # type: ignore[misc]
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _configure(params: Params) -> None:
+    import torch
+
+    if params.runtime.num_threads > 0:
+        torch.set_num_threads(params.runtime.num_threads)
+
+
+@app.command()
+def run(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """The main job: pretrain and fine-tune on the built-in data, print the evaluation."""
+    from anomalyflow.jobs import run_training_job
+    from anomalyflow.paths import ArtifactPaths
+
+    params = _load(params_path)
+    _configure(params)
+    started = time.perf_counter()
+    try:
+        result = run_training_job(params, ArtifactPaths.from_params(params.paths))
+    except InputError as error:
+        _fail(str(error))
+    report = result.evaluation
+    typer.echo(f"Evaluated on {report.rows} holdout rows ({report.positives} anomalies), "
+               f"threshold {report.threshold:.4f}:")
+    for key in ("precision", "recall", "f1", "auroc", "auprc", "precision_at_alert_budget",
+                "recall_at_target_fpr"):
+        typer.echo(f"  {key:<28}{getattr(report, key):.4f}")
+    typer.echo(f"  {'auprc 95% interval':<28}[{report.auprc_ci_low:.4f}, "
+               f"{report.auprc_ci_high:.4f}]")
+    typer.echo(f"  confusion matrix            {report.confusion_matrix}")
+    typer.echo(f"Pretraining ran at {result.pretrain_rows_per_second:,.0f} rows/s; "
+               f"total {time.perf_counter() - started:.1f} s.")
+    typer.echo(f"Model: {result.paths.model}  Metrics: {result.paths.evaluation}")
+
+
+@app.command("generate")
+def generate(
+    params_path: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(help="Folder (default: paths.data_dir).")] = None,
+) -> None:
+    """Write the built-in card-transaction data set (history, recent, holdout) as Parquet."""
+    from anomalyflow.data import synthetic
+
+    params = _load(params_path)
+    written = synthetic.write_parquet(synthetic.generate(params.synthetic),
+                                      out or Path(params.paths.data_dir))
+    for name, path in written.items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command("fit-score")
+def fit_score(
+    train: Annotated[Path, typer.Option(help="npz with X and y (1 = labeled anomaly).")],
+    test: Annotated[Path, typer.Option(help="npz with X to score.")],
+    out: Annotated[Path, typer.Option(help="Where to write the scores (.npy).")],
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Pretrain on TRAIN's X, fine-tune on its labels, write one score per TEST row."""
+    from anomalyflow.jobs import fit_score as run_fit_score
+
+    params = _load(params_path)
+    _configure(params)
+    try:
+        scores = run_fit_score(train, test, out, params)
+    except InputError as error:
+        _fail(str(error))
+    typer.echo(f"wrote {len(scores)} scores to {out}")
+
+
+@app.command()
+def threshold(
+    data: Annotated[Path, typer.Option(help="CSV or Parquet with the model's features.")],
+    model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/model"),
+    label_column: Annotated[str, typer.Option(help="Label column ('' for none).")] = "is_fraud",
+    id_column: Annotated[str, typer.Option(help="Id column ('' for none).")] = "transaction_id",
+    timestamp_column: Annotated[str, typer.Option(help="'' for none.")] = "timestamp",
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Refit a saved model's threshold on DATA with params' threshold rule; no retraining."""
+    from dataclasses import replace
+
+    from anomalyflow.data.loaders import read_table
+    from anomalyflow.data.schema import Schema
+    from anomalyflow.detector import AnomalyDetector
+
+    params = _load(params_path)
+    detector = AnomalyDetector.load(model)
+    detector.settings = replace(detector.settings, threshold=params.threshold)
+    schema = Schema(detector.feature_names_, label=label_column or None,
+                    id=id_column or None, timestamp=timestamp_column or None)
+    try:
+        table = read_table(data, schema)
+    except InputError as error:
+        _fail(str(error))
+    old = detector.threshold_
+    new = detector.refit_threshold(table.x, table.y)
+    detector.save(model)
+    typer.echo(f"threshold {old:.4f} -> {new:.4f} ({params.threshold.method}); saved {model}")
+
+
+@app.command()
+def benchmark(
+    data: Annotated[list[Path], typer.Argument(help="ADBench-style .npz files (X, y).")],
+    label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
+    seeds: Annotated[int, typer.Option(help="Seeds (splits) per data set.")] = 3,
+    out: Annotated[Path, typer.Option(help="Folder for JSON and plot.")] = Path(
+        "benchmark-results"),
+    speed: Annotated[bool, typer.Option(help="Also measure throughput and memory.")] = True,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Run the few-label protocol: AnomalyFlow beside its peers on identical splits."""
+    from anomalyflow.benchmark import report
+    from anomalyflow.benchmark.protocol import run_protocol
+    from anomalyflow.benchmark.speed import measure
+    from anomalyflow.jobs import settings_from
+
+    params = _load(params_path)
+    _configure(params)
+    settings = settings_from(params)
+    if not 0 <= label_ratio <= 1:
+        _fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
+    try:
+        outcomes = run_protocol(
+            data, settings, label_ratio, seeds, params.benchmark.row_cap,
+            params.benchmark.test_size,
+            on_outcome=lambda o: typer.echo(f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}"
+                                            f"auroc {o.auroc:.3f}  auprc {o.auprc:.3f}  "
+                                            f"{o.seconds:6.1f} s", err=True),
+        )
+    except InputError as error:
+        _fail(str(error))
+    typer.echo(report.table(outcomes, label_ratio))
+    summary = report.summarize(outcomes, label_ratio)
+    payload = {"command": " ".join(["anomalyflow", *sys.argv[1:]]),
+               "row_cap": params.benchmark.row_cap, "seeds": seeds, "summary": summary,
+               "outcomes": [asdict(o) for o in outcomes],
+               "markdown": report.markdown_table(outcomes, label_ratio)}
+    for method, entry in summary["methods"].items():
+        if "anomalyflow_wins" in entry:
+            typer.echo(f"anomalyflow vs {method:<24} wins {entry['anomalyflow_wins']:>2}  "
+                       f"losses {entry['anomalyflow_losses']:>2}  "
+                       f"Wilcoxon p {entry['wilcoxon_p']:.3g}")
+    if speed:
+        figures = measure(data, settings, params.benchmark.row_cap, params.benchmark.test_size)
+        payload["speed"] = asdict(figures) | {
+            "scoring_to_forward_ratio": figures.scoring_to_forward_ratio}
+        typer.echo(f"pretraining on {figures.dataset}: {figures.pretrain_rows_per_second:,.0f}"
+                   f" rows/s; scoring {figures.scoring_rows_per_second:,.0f} rows/s vs bare "
+                   f"forward {figures.bare_forward_rows_per_second:,.0f} rows/s (ratio "
+                   f"{figures.scoring_to_forward_ratio:.2f}); fit-score on "
+                   f"{figures.fit_score_dataset} ({figures.fit_score_rows:,} train rows): peak "
+                   f"{figures.fit_score_peak_memory_mib:,.0f} MiB, "
+                   f"{figures.fit_score_seconds:.0f} s")
+    tag = f"ratio-{label_ratio:g}"
+    report.write_json(payload, out / f"benchmark-{tag}.json")
+    report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")
+    typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")

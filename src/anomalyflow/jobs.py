@@ -1,0 +1,114 @@
+"""The jobs the CLI runs: the default train-and-evaluate job, and ``fit-score``.
+
+Each validates all its inputs before it computes anything and writes its outputs
+atomically, so bad input leaves nothing behind and never replaces a good artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anomalyflow.data import synthetic
+from anomalyflow.data.loaders import read_npz, read_table
+from anomalyflow.data.schema import InputError, Schema
+from anomalyflow.data.splits import stratified_split
+from anomalyflow.detector import AnomalyDetector, DetectorSettings
+from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_report
+from anomalyflow.params import Params
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.training.loop import resolve_batch_size
+
+SYNTHETIC_SCHEMA = Schema(features=synthetic.FEATURES, label=synthetic.LABEL,
+                          id=synthetic.ID, timestamp=synthetic.TIMESTAMP)
+
+
+@dataclass(frozen=True)
+class TrainingJobResult:
+    """What the main job produced."""
+
+    evaluation: EvaluationReport
+    paths: ArtifactPaths
+    pretrain_rows_per_second: float
+
+
+def settings_from(params: Params) -> DetectorSettings:
+    """The params sections a detector needs."""
+    return DetectorSettings(params.model, params.pretrain, params.finetune, params.threshold,
+                            params.runtime)
+
+
+def ensure_default_data(params: Params, paths: ArtifactPaths) -> None:
+    """Generate the built-in card-transaction data unless it is already there."""
+    if not all(p.exists() for p in (paths.history, paths.recent, paths.holdout)):
+        synthetic.write_parquet(synthetic.generate(params.synthetic), paths.data_dir)
+
+
+def run_training_job(params: Params, paths: ArtifactPaths) -> TrainingJobResult:
+    """Pretrain on the unlabeled history, fine-tune on the recent labels, evaluate.
+
+    The threshold is fitted on a validation part of the recent rows (never on the
+    holdout), and the holdout, later in time, is only used for the evaluation.
+    """
+    ensure_default_data(params, paths)
+    min_rows = _explicit_batch(params)
+    history = read_table(paths.history, SYNTHETIC_SCHEMA.without_label(), min_rows)
+    recent = read_table(paths.recent, SYNTHETIC_SCHEMA, min_rows)
+    holdout = read_table(paths.holdout, SYNTHETIC_SCHEMA)
+    assert recent.y is not None and holdout.y is not None
+    if not (recent.y == 1).any():
+        raise InputError(paths.recent, SYNTHETIC_SCHEMA.label, "no labeled anomaly (1)")
+
+    detector = AnomalyDetector(settings_from(params))
+    unlabeled = np.concatenate([history.x, recent.x])
+    detector.pretrain(unlabeled, synthetic.FEATURES, paths.checkpoints)
+    fit_rows, calibration_rows = stratified_split(recent.y, 0.3, params.runtime.seed)
+    detector.finetune(recent.x[fit_rows], recent.y[fit_rows], paths.checkpoints)
+    detector.refit_threshold(recent.x[calibration_rows], recent.y[calibration_rows])
+
+    report = evaluate(holdout.y, detector.decision_function(holdout.x), detector.threshold_,
+                      params.evaluation, seed=params.runtime.seed)
+    detector.save(paths.model)
+    write_report(report, paths.evaluation)
+    return TrainingJobResult(report, paths, detector.stats_["pretrain"].rows_per_second)
+
+
+def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:
+    """Pretrain on TRAIN's X, fine-tune on its labels, write one score per TEST row.
+
+    TRAIN has ``X`` and ``y`` (1 = labeled anomaly, 0 = unlabeled); TEST has ``X``.
+    """
+    min_rows = _explicit_batch(params)
+    train_table = read_npz(train, require_labels=True, min_rows=min_rows)
+    test_table = read_npz(test, require_labels=False)
+    if test_table.x.shape[1] != train_table.x.shape[1]:
+        raise InputError(test, "X", f"has {test_table.x.shape[1]} features, TRAIN has "
+                         f"{train_table.x.shape[1]}")
+    detector = AnomalyDetector(settings_from(params))
+    detector.fit(train_table.x, train_table.y)
+    scores = detector.decision_function(test_table.x)
+    write_array(scores, out)
+    return scores
+
+
+def write_array(array: np.ndarray, path: Path) -> None:
+    """Save a ``.npy`` atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, array)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _explicit_batch(params: Params) -> int:
+    """Rows needed: an explicitly set batch size is a promise the data must keep."""
+    sizes = [params.pretrain.batch_size, params.finetune.batch_size]
+    return max(resolve_batch_size(s, 0) if s != "auto" else 1 for s in sizes)
