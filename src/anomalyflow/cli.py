@@ -9,15 +9,18 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from anomalyflow.data.schema import InputError
 from anomalyflow.params import Params, ParamsError, load_params
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Pretrain on unlabeled data, fine-tune with few labels, detect anomalies.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Pretrain on unlabeled data, fine-tune with few labels, detect anomalies.",
+)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
 
@@ -29,7 +32,7 @@ def _load(path: Path) -> Params:
         _fail(str(error))
 
 
-def _fail(message: str) -> typer.Exit:  # type: ignore[misc]
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -55,16 +58,28 @@ def run(params_path: ParamsOption = Path("params.yaml")) -> None:
     except InputError as error:
         _fail(str(error))
     report = result.evaluation
-    typer.echo(f"Evaluated on {report.rows} holdout rows ({report.positives} anomalies), "
-               f"threshold {report.threshold:.4f}:")
-    for key in ("precision", "recall", "f1", "auroc", "auprc", "precision_at_alert_budget",
-                "recall_at_target_fpr"):
+    typer.echo(
+        f"Evaluated on {report.rows} holdout rows ({report.positives} anomalies), "
+        f"threshold {report.threshold:.4f}:"
+    )
+    for key in (
+        "precision",
+        "recall",
+        "f1",
+        "auroc",
+        "auprc",
+        "precision_at_alert_budget",
+        "recall_at_target_fpr",
+    ):
         typer.echo(f"  {key:<28}{getattr(report, key):.4f}")
-    typer.echo(f"  {'auprc 95% interval':<28}[{report.auprc_ci_low:.4f}, "
-               f"{report.auprc_ci_high:.4f}]")
+    typer.echo(
+        f"  {'auprc 95% interval':<28}[{report.auprc_ci_low:.4f}, {report.auprc_ci_high:.4f}]"
+    )
     typer.echo(f"  confusion matrix            {report.confusion_matrix}")
-    typer.echo(f"Pretraining ran at {result.pretrain_rows_per_second:,.0f} rows/s; "
-               f"total {time.perf_counter() - started:.1f} s.")
+    typer.echo(
+        f"Pretraining ran at {result.pretrain_rows_per_second:,.0f} rows/s; "
+        f"total {time.perf_counter() - started:.1f} s."
+    )
     typer.echo(f"Model: {result.paths.model}  Metrics: {result.paths.evaluation}")
 
 
@@ -77,8 +92,9 @@ def generate(
     from anomalyflow.data import synthetic
 
     params = _load(params_path)
-    written = synthetic.write_parquet(synthetic.generate(params.synthetic),
-                                      out or Path(params.paths.data_dir))
+    written = synthetic.write_parquet(
+        synthetic.generate(params.synthetic), out or Path(params.paths.data_dir)
+    )
     for name, path in written.items():
         typer.echo(f"{name}: {path}")
 
@@ -121,8 +137,12 @@ def threshold(
     params = _load(params_path)
     detector = AnomalyDetector.load(model)
     detector.settings = replace(detector.settings, threshold=params.threshold)
-    schema = Schema(detector.feature_names_, label=label_column or None,
-                    id=id_column or None, timestamp=timestamp_column or None)
+    schema = Schema(
+        detector.feature_names_,
+        label=label_column or None,
+        id=id_column or None,
+        timestamp=timestamp_column or None,
+    )
     try:
         table = read_table(data, schema)
     except InputError as error:
@@ -139,7 +159,8 @@ def benchmark(
     label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
     seeds: Annotated[int, typer.Option(help="Seeds (splits) per data set.")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for JSON and plot.")] = Path(
-        "benchmark-results"),
+        "benchmark-results"
+    ),
     speed: Annotated[bool, typer.Option(help="Also measure throughput and memory.")] = True,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -156,36 +177,52 @@ def benchmark(
         _fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
     try:
         outcomes = run_protocol(
-            data, settings, label_ratio, seeds, params.benchmark.row_cap,
+            data,
+            settings,
+            label_ratio,
+            seeds,
+            params.benchmark.row_cap,
             params.benchmark.test_size,
-            on_outcome=lambda o: typer.echo(f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}"
-                                            f"auroc {o.auroc:.3f}  auprc {o.auprc:.3f}  "
-                                            f"{o.seconds:6.1f} s", err=True),
+            on_outcome=lambda o: typer.echo(
+                f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}"
+                f"auroc {o.auroc:.3f}  auprc {o.auprc:.3f}  "
+                f"{o.seconds:6.1f} s",
+                err=True,
+            ),
         )
     except InputError as error:
         _fail(str(error))
     typer.echo(report.table(outcomes, label_ratio))
     summary = report.summarize(outcomes, label_ratio)
-    payload = {"command": " ".join(["anomalyflow", *sys.argv[1:]]),
-               "row_cap": params.benchmark.row_cap, "seeds": seeds, "summary": summary,
-               "outcomes": [asdict(o) for o in outcomes],
-               "markdown": report.markdown_table(outcomes, label_ratio)}
+    payload = {
+        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
+        "row_cap": params.benchmark.row_cap,
+        "seeds": seeds,
+        "summary": summary,
+        "outcomes": [asdict(o) for o in outcomes],
+        "markdown": report.markdown_table(outcomes, label_ratio),
+    }
     for method, entry in summary["methods"].items():
         if "anomalyflow_wins" in entry:
-            typer.echo(f"anomalyflow vs {method:<24} wins {entry['anomalyflow_wins']:>2}  "
-                       f"losses {entry['anomalyflow_losses']:>2}  "
-                       f"Wilcoxon p {entry['wilcoxon_p']:.3g}")
+            typer.echo(
+                f"anomalyflow vs {method:<24} wins {entry['anomalyflow_wins']:>2}  "
+                f"losses {entry['anomalyflow_losses']:>2}  "
+                f"Wilcoxon p {entry['wilcoxon_p']:.3g}"
+            )
     if speed:
         figures = measure(data, settings, params.benchmark.row_cap, params.benchmark.test_size)
         payload["speed"] = asdict(figures) | {
-            "scoring_to_forward_ratio": figures.scoring_to_forward_ratio}
-        typer.echo(f"pretraining on {figures.dataset}: {figures.pretrain_rows_per_second:,.0f}"
-                   f" rows/s; scoring {figures.scoring_rows_per_second:,.0f} rows/s vs bare "
-                   f"forward {figures.bare_forward_rows_per_second:,.0f} rows/s (ratio "
-                   f"{figures.scoring_to_forward_ratio:.2f}); fit-score on "
-                   f"{figures.fit_score_dataset} ({figures.fit_score_rows:,} train rows): peak "
-                   f"{figures.fit_score_peak_memory_mib:,.0f} MiB, "
-                   f"{figures.fit_score_seconds:.0f} s")
+            "scoring_to_forward_ratio": figures.scoring_to_forward_ratio
+        }
+        typer.echo(
+            f"pretraining on {figures.dataset}: {figures.pretrain_rows_per_second:,.0f}"
+            f" rows/s; scoring {figures.scoring_rows_per_second:,.0f} rows/s vs bare "
+            f"forward {figures.bare_forward_rows_per_second:,.0f} rows/s (ratio "
+            f"{figures.scoring_to_forward_ratio:.2f}); fit-score on "
+            f"{figures.fit_score_dataset} ({figures.fit_score_rows:,} train rows): peak "
+            f"{figures.fit_score_peak_memory_mib:,.0f} MiB, "
+            f"{figures.fit_score_seconds:.0f} s"
+        )
     tag = f"ratio-{label_ratio:g}"
     report.write_json(payload, out / f"benchmark-{tag}.json")
     report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")

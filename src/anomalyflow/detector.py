@@ -113,7 +113,10 @@ class AnomalyDetector:
         if self.pretrained:
             s = self.settings
             self.backbone_, self.stats_["pretrain"] = pretrain(
-                self.scaler_.transform(x), s.model, s.pretrain, s.runtime,
+                self.scaler_.transform(x),
+                s.model,
+                s.pretrain,
+                s.runtime,
                 checkpoint=_checkpoint(checkpoint_dir, "pretrain"),
             )
         return self
@@ -126,7 +129,12 @@ class AnomalyDetector:
             raise RuntimeError("pretrain the detector before fine-tuning it")
         s = self.settings
         self.scorer_, self.stats_["finetune"] = finetune(
-            self.backbone_, self.scaler_.transform(x), y, s.model, s.finetune, s.runtime,
+            self.backbone_,
+            self.scaler_.transform(x),
+            y,
+            s.model,
+            s.finetune,
+            s.runtime,
             checkpoint=_checkpoint(checkpoint_dir, "finetune"),
         )
         return self
@@ -175,15 +183,21 @@ class AnomalyDetector:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
-            tensors = {f"backbone.{k}": v for k, v in (self.backbone_.state_dict().items()
-                                                       if self.backbone_ else [])}
+            tensors = {
+                f"backbone.{k}": v
+                for k, v in (self.backbone_.state_dict().items() if self.backbone_ else [])
+            }
             if self.scorer_ is not None:
-                tensors |= {f"scorer.encoder.{k}": v for k, v in
-                            self.scorer_.encoder.state_dict().items()}
-                tensors |= {f"scorer.head.{k}": v for k, v in
-                            self.scorer_.head.state_dict().items()}
-            save_tensors({k: v.contiguous() for k, v in tensors.items()},
-                         str(staging / "weights.safetensors"))
+                tensors |= {
+                    f"scorer.encoder.{k}": v for k, v in self.scorer_.encoder.state_dict().items()
+                }
+                tensors |= {
+                    f"scorer.head.{k}": v for k, v in self.scorer_.head.state_dict().items()
+                }
+            save_tensors(
+                {k: v.contiguous() for k, v in tensors.items()},
+                str(staging / "weights.safetensors"),
+            )
             save_arrays(self.scaler_.state(), str(staging / "scaler.safetensors"))
             (staging / "detector.json").write_text(json.dumps(self.describe(), indent=2))
             if directory.exists():
@@ -202,8 +216,10 @@ class AnomalyDetector:
             "pretrained": self.pretrained,
             "fine_tuned": self.scorer_ is not None,
             "settings": asdict(self.settings),
-            "training": {k: asdict(v) | {"rows_per_second": v.rows_per_second}
-                         for k, v in self.stats_.items()},
+            "training": {
+                k: asdict(v) | {"rows_per_second": v.rows_per_second}
+                for k, v in self.stats_.items()
+            },
         }
 
     @classmethod
@@ -214,13 +230,19 @@ class AnomalyDetector:
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{directory}: unsupported detector format")
         parsed = params_from_dict(meta["settings"], directory / "detector.json")
-        settings = DetectorSettings(parsed.model, parsed.pretrain, parsed.finetune,
-                                    parsed.threshold, runtime or parsed.runtime)
+        settings = DetectorSettings(
+            parsed.model,
+            parsed.pretrain,
+            parsed.finetune,
+            parsed.threshold,
+            runtime or parsed.runtime,
+        )
         detector = cls(settings, pretrained=meta["pretrained"])
         detector.feature_names_ = tuple(meta["feature_names"])
         detector.threshold_ = float(meta["threshold"])
         detector.scaler_ = RobustScaler.from_state(
-            load_arrays(str(directory / "scaler.safetensors")))
+            load_arrays(str(directory / "scaler.safetensors"))
+        )
         tensors = load_tensors(str(directory / "weights.safetensors"))
         n_features, m = len(detector.feature_names_), settings.model
         if detector.pretrained:

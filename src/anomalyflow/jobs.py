@@ -23,8 +23,12 @@ from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.training.loop import resolve_batch_size
 
-SYNTHETIC_SCHEMA = Schema(features=synthetic.FEATURES, label=synthetic.LABEL,
-                          id=synthetic.ID, timestamp=synthetic.TIMESTAMP)
+SYNTHETIC_SCHEMA = Schema(
+    features=synthetic.FEATURES,
+    label=synthetic.LABEL,
+    id=synthetic.ID,
+    timestamp=synthetic.TIMESTAMP,
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,9 @@ class TrainingJobResult:
 
 def settings_from(params: Params) -> DetectorSettings:
     """The params sections a detector needs."""
-    return DetectorSettings(params.model, params.pretrain, params.finetune, params.threshold,
-                            params.runtime)
+    return DetectorSettings(
+        params.model, params.pretrain, params.finetune, params.threshold, params.runtime
+    )
 
 
 def ensure_default_data(params: Params, paths: ArtifactPaths) -> None:
@@ -70,8 +75,13 @@ def run_training_job(params: Params, paths: ArtifactPaths) -> TrainingJobResult:
     detector.finetune(recent.x[fit_rows], recent.y[fit_rows], paths.checkpoints)
     detector.refit_threshold(recent.x[calibration_rows], recent.y[calibration_rows])
 
-    report = evaluate(holdout.y, detector.decision_function(holdout.x), detector.threshold_,
-                      params.evaluation, seed=params.runtime.seed)
+    report = evaluate(
+        holdout.y,
+        detector.decision_function(holdout.x),
+        detector.threshold_,
+        params.evaluation,
+        seed=params.runtime.seed,
+    )
     detector.save(paths.model)
     write_report(report, paths.evaluation)
     return TrainingJobResult(report, paths, detector.stats_["pretrain"].rows_per_second)
@@ -86,8 +96,9 @@ def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:
     train_table = read_npz(train, require_labels=True, min_rows=min_rows)
     test_table = read_npz(test, require_labels=False)
     if test_table.x.shape[1] != train_table.x.shape[1]:
-        raise InputError(test, "X", f"has {test_table.x.shape[1]} features, TRAIN has "
-                         f"{train_table.x.shape[1]}")
+        raise InputError(
+            test, "X", f"has {test_table.x.shape[1]} features, TRAIN has {train_table.x.shape[1]}"
+        )
     detector = AnomalyDetector(settings_from(params))
     detector.fit(train_table.x, train_table.y)
     scores = detector.decision_function(test_table.x)

@@ -48,7 +48,11 @@ class Outcome:
 
 
 def make_split(
-    x: np.ndarray, y: np.ndarray, label_ratio: float, seed: int, row_cap: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    label_ratio: float,
+    seed: int,
+    row_cap: int,
     test_size: float,
 ) -> Split:
     """Apply the protocol to a full data set ``x`` ``(rows, features)``, truth ``y``."""
@@ -59,7 +63,7 @@ def make_split(
     anomalies = np.flatnonzero(y_train == 1)
     y_partial = np.zeros_like(y_train)
     if label_ratio > 0 and len(anomalies) > 0:
-        count = max(1, int(round(label_ratio * len(anomalies))))
+        count = max(1, round(label_ratio * len(anomalies)))
         chosen = np.random.default_rng(seed).choice(anomalies, size=count, replace=False)
         y_partial[chosen] = 1
     return Split(x[train], y_partial, x[test], y[test])
@@ -68,20 +72,21 @@ def make_split(
 def anomalyflow_method(settings: DetectorSettings, pretrained: bool) -> Method:
     """AnomalyFlow (or its from-scratch ablation) as a protocol method."""
 
-    def run(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray,
-            seed: int) -> np.ndarray:
+    def run(
+        x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int
+    ) -> np.ndarray:
         from dataclasses import replace
 
-        seeded = replace(settings, runtime=replace(settings.runtime, seed=seed,
-                                                   progress=False))
+        seeded = replace(settings, runtime=replace(settings.runtime, seed=seed, progress=False))
         detector = AnomalyDetector(seeded, pretrained=pretrained)
         return detector.fit(x_train, y_partial).decision_function(x_test)
 
     return run
 
 
-def isolation_forest(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray,
-                     seed: int) -> np.ndarray:
+def isolation_forest(
+    x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int
+) -> np.ndarray:
     """IsolationForest, unsupervised (ignores the labels)."""
     from sklearn.ensemble import IsolationForest
 
@@ -89,16 +94,16 @@ def isolation_forest(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndar
     return -model.score_samples(x_test)  # type: ignore[no-any-return]
 
 
-def ecod(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray,
-         seed: int) -> np.ndarray:
+def ecod(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
     """ECOD from PyOD, unsupervised."""
     from pyod.models.ecod import ECOD
 
     return ECOD().fit(x_train).decision_function(x_test)  # type: ignore[no-any-return]
 
 
-def hist_gradient_boosting(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray,
-                           seed: int) -> np.ndarray:
+def hist_gradient_boosting(
+    x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int
+) -> np.ndarray:
     """HistGradientBoostingClassifier on the partial labels."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -106,13 +111,15 @@ def hist_gradient_boosting(x_train: np.ndarray, y_partial: np.ndarray, x_test: n
     return model.predict_proba(x_test)[:, 1]  # type: ignore[no-any-return]
 
 
-def catboost(x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray,
-             seed: int) -> np.ndarray:
+def catboost(
+    x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int
+) -> np.ndarray:
     """CatBoost on the partial labels, library defaults, two threads."""
     from catboost import CatBoostClassifier
 
-    model = CatBoostClassifier(random_seed=seed, verbose=False, thread_count=2,
-                               allow_writing_files=False)
+    model = CatBoostClassifier(
+        random_seed=seed, verbose=False, thread_count=2, allow_writing_files=False
+    )
     model.fit(x_train, y_partial)
     return model.predict_proba(x_test)[:, 1]  # type: ignore[no-any-return]
 
@@ -134,8 +141,13 @@ def methods(settings: DetectorSettings, label_ratio: float) -> dict[str, Method]
 
 
 def run_protocol(
-    paths: list[Path], settings: DetectorSettings, label_ratio: float, seeds: int,
-    row_cap: int, test_size: float, on_outcome: Callable[[Outcome], None] | None = None,
+    paths: list[Path],
+    settings: DetectorSettings,
+    label_ratio: float,
+    seeds: int,
+    row_cap: int,
+    test_size: float,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Every method on every data set and seed, on identical splits."""
     outcomes = []
@@ -151,7 +163,9 @@ def run_protocol(
                     scores = method(split.x_train, split.y_partial, split.x_test, seed)
                 seconds = time.perf_counter() - started
                 outcome = Outcome(
-                    dataset=path.stem, seed=seed, method=name,
+                    dataset=path.stem,
+                    seed=seed,
+                    method=name,
                     auroc=float(roc_auc_score(split.y_test, scores)),
                     auprc=float(average_precision_score(split.y_test, scores)),
                     seconds=seconds,

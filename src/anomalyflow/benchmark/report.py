@@ -53,9 +53,11 @@ def _paired(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
     difference = (ours - theirs).dropna()
     nonzero = difference[difference.abs() > 1e-12]
     p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 5 else float("nan")
-    return {"anomalyflow_wins": int((nonzero > 0).sum()),
-            "anomalyflow_losses": int((nonzero < 0).sum()),
-            "wilcoxon_p": p_value}
+    return {
+        "anomalyflow_wins": int((nonzero > 0).sum()),
+        "anomalyflow_losses": int((nonzero < 0).sum()),
+        "wilcoxon_p": p_value,
+    }
 
 
 def table(outcomes: list[Outcome], label_ratio: float) -> str:
@@ -63,7 +65,7 @@ def table(outcomes: list[Outcome], label_ratio: float) -> str:
     frame = outcome_frame(outcomes)
     metric = headline_metric(label_ratio)
     pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
-    order = [REFERENCE] + sorted(c for c in pivot.columns if c != REFERENCE)
+    order = [REFERENCE, *sorted(c for c in pivot.columns if c != REFERENCE)]
     pivot = pivot[[c for c in order if c in pivot.columns]]
     pivot.loc["MEAN"] = pivot.mean()
     seconds = frame.pivot_table(index="method", values="seconds", aggfunc="sum")["seconds"]
@@ -104,7 +106,7 @@ def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:
     frame = outcome_frame(outcomes)
     metric = headline_metric(label_ratio)
     pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
-    methods = [REFERENCE] + sorted(c for c in pivot.columns if c != REFERENCE)
+    methods = [REFERENCE, *sorted(c for c in pivot.columns if c != REFERENCE)]
     figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(methods)), 4.5))
     positions = np.arange(len(methods))
     axis.bar(positions, [pivot[m].mean() for m in methods], color="#9ecae1", label="mean")

@@ -39,8 +39,9 @@ class SpeedReport:
         return self.scoring_rows_per_second / self.bare_forward_rows_per_second
 
 
-def measure(paths: list[Path], settings: DetectorSettings, row_cap: int,
-            test_size: float) -> SpeedReport:
+def measure(
+    paths: list[Path], settings: DetectorSettings, row_cap: int, test_size: float
+) -> SpeedReport:
     """Pretrain and scoring throughput on the largest (capped) set; fit-score memory."""
     sizes = {p: int(np.load(p, allow_pickle=False)["y"].shape[0]) for p in paths}
     largest = max(sizes, key=lambda p: sizes[p])
@@ -66,12 +67,21 @@ def measure(paths: list[Path], settings: DetectorSettings, row_cap: int,
         forward_speed = _SCORING_ROWS / (time.perf_counter() - started)
 
     memory, seconds, fit_rows = _fit_score_peak_memory(table.x, table.y, test_size)
-    return SpeedReport(largest.stem, pretrain_speed, scoring_speed, forward_speed,
-                       largest.stem, fit_rows, memory, seconds)
+    return SpeedReport(
+        largest.stem,
+        pretrain_speed,
+        scoring_speed,
+        forward_speed,
+        largest.stem,
+        fit_rows,
+        memory,
+        seconds,
+    )
 
 
-def _fit_score_peak_memory(x: np.ndarray, y: np.ndarray,
-                           test_size: float) -> tuple[float, float, int]:
+def _fit_score_peak_memory(
+    x: np.ndarray, y: np.ndarray, test_size: float
+) -> tuple[float, float, int]:
     """Run ``anomalyflow fit-score`` on the full (uncapped) set in a child process."""
     split = make_split(x, y, 0.05, 0, len(y), test_size)
     with tempfile.TemporaryDirectory() as folder:
@@ -79,9 +89,22 @@ def _fit_score_peak_memory(x: np.ndarray, y: np.ndarray,
         np.savez(train, X=split.x_train, y=split.y_partial)
         np.savez(test, X=split.x_test)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "anomalyflow", "fit-score", "--train",
-                        str(train), "--test", str(test), "--out", str(Path(folder) / "s.npy")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "anomalyflow",
+                "fit-score",
+                "--train",
+                str(train),
+                "--test",
+                str(test),
+                "--out",
+                str(Path(folder) / "s.npy"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return peak_kib / 1024.0, seconds, len(split.y_partial)

@@ -6,6 +6,7 @@ user can fix the input without reading a traceback.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,12 @@ def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, None, "file is empty")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(path, None, f"not a readable .npz file ({error})") from error
     if "X" not in arrays:
         raise InputError(path, "X", "missing array")
@@ -65,7 +68,11 @@ def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table
         raise InputError(path, "X", f"must be 2-D (rows, features), got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(path, "X", "is empty")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    if not (
+        np.issubdtype(x.dtype, np.integer)
+        or np.issubdtype(x.dtype, np.floating)
+        or x.dtype == np.bool_
+    ):
         raise InputError(path, "X", f"non-numeric values (dtype {x.dtype})")
     x = x.astype(np.float64)
     for j in np.flatnonzero(~np.isfinite(x).all(axis=0))[:1]:
@@ -73,7 +80,12 @@ def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table
     _check_rows(path, x.shape[0], min_rows)
     y = None
     if "y" in arrays:
-        y = _check_labels(path, "y", arrays["y"])
+        labels = arrays["y"]
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise InputError(path, "y", f"must be 1-D (rows,), got shape {labels.shape}")
+        y = _check_labels(path, "y", labels)
         if len(y) != x.shape[0]:
             raise InputError(path, "y", f"has {len(y)} values for {x.shape[0]} rows of X")
     elif require_labels:
@@ -88,13 +100,10 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(path, None, "file is empty")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(path, None, "unsupported format (use .csv, .parquet or .npz)")
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise InputError(path, None, "unsupported format (use .csv, .parquet or .npz)")
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError as error:
         raise InputError(path, None, "file is empty") from error
     except (OSError, ValueError) as error:
@@ -109,8 +118,10 @@ def _check_rows(path: Path, rows: int, min_rows: int) -> None:
         raise InputError(path, None, "file has no rows")
     if rows < min_rows:
         raise InputError(
-            path, None, f"has {rows} rows, fewer than the batch size {min_rows}; "
-            "lower batch_size in params.yaml or supply more rows"
+            path,
+            None,
+            f"has {rows} rows, fewer than the batch size {min_rows}; "
+            "lower batch_size in params.yaml or supply more rows",
         )
 
 
@@ -119,8 +130,9 @@ def _check_finite(path: Path, column: str, values: np.ndarray) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         kind = "NaN" if np.isnan(values[row]) else "infinite"
-        raise InputError(path, column, f"{int(bad.sum())} NaN or infinite values "
-                         f"(first: {kind} at row {row})")
+        raise InputError(
+            path, column, f"{int(bad.sum())} NaN or infinite values (first: {kind} at row {row})"
+        )
 
 
 def _check_labels(path: Path, column: str, values: np.ndarray) -> np.ndarray:
@@ -128,6 +140,7 @@ def _check_labels(path: Path, column: str, values: np.ndarray) -> np.ndarray:
     invalid = ~np.isin(numeric, (0.0, 1.0))
     if invalid.any():
         row = int(np.flatnonzero(invalid)[0])
-        raise InputError(path, column, f"label values must be 0 or 1; found {values[row]!r} "
-                         f"at row {row}")
+        raise InputError(
+            path, column, f"label values must be 0 or 1; found {values[row]!r} at row {row}"
+        )
     return numeric.astype(np.int64)

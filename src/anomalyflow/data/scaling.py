@@ -41,7 +41,8 @@ class RobustScaler:
         """Scaled float32 copy of ``x`` ``(rows, features)``."""
         if self.center_ is None or self.spread_ is None:
             raise RuntimeError("RobustScaler is not fitted")
-        return np.arcsinh((x - self.center_) / self.spread_).astype(np.float32)
+        scaled: np.ndarray = np.arcsinh((x - self.center_) / self.spread_).astype(np.float32)
+        return scaled
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to save beside the weights."""

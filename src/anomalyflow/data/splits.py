@@ -12,8 +12,7 @@ def stratified_split(
     """Row indices ``(train, test)`` keeping the label share equal in both parts."""
     rows = np.arange(len(labels))
     stratify = labels if np.bincount(labels.astype(np.int64)).min() >= 2 else None
-    train, test = train_test_split(rows, test_size=test_size, random_state=seed,
-                                   stratify=stratify)
+    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)
 
 
@@ -24,7 +23,7 @@ def time_split(timestamps: np.ndarray, test_size: float) -> tuple[np.ndarray, np
     split would leak the future into training.
     """
     order = np.argsort(timestamps, kind="stable")
-    cut = len(order) - int(round(len(order) * test_size))
+    cut = len(order) - round(len(order) * test_size)
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
@@ -32,6 +31,7 @@ def subsample_stratified(labels: np.ndarray, max_rows: int, seed: int) -> np.nda
     """At most ``max_rows`` row indices with the label share kept (ADBench's row cap)."""
     if len(labels) <= max_rows:
         return np.arange(len(labels))
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=max_rows,
-                               random_state=seed, stratify=labels)
+    keep, _ = train_test_split(
+        np.arange(len(labels)), train_size=max_rows, random_state=seed, stratify=labels
+    )
     return np.sort(keep)

@@ -27,6 +27,10 @@ TAIL_LEVELS = 1001  # quantiles of the training errors kept to compute tail scor
 class Backbone(nn.Module):
     """Encoder plus decoder, with the statistics that turn errors into a score."""
 
+    masks: torch.Tensor  # (groups + 1, features), 1 where a cell is hidden
+    error_scale: torch.Tensor  # (features,) typical conditional error per feature
+    error_quantiles: torch.Tensor  # (2, TAIL_LEVELS) training errors per masking level
+
     def __init__(self, n_features: int, hidden_dim: int, embedding_dim: int) -> None:
         super().__init__()
         self.encoder = TabularEncoder(n_features, hidden_dim, embedding_dim)
@@ -48,7 +52,7 @@ class Backbone(nn.Module):
 
         All masks run as one stacked batch: one large matmul is faster than several.
         """
-        masks: torch.Tensor = self.masks
+        masks = self.masks
         levels, batch = masks.shape[0], x.shape[0]
         stacked_x = x.repeat(levels, 1)
         stacked_mask = masks.repeat_interleave(batch, dim=0)
@@ -59,13 +63,13 @@ class Backbone(nn.Module):
     def level_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Mean error per row at each masking level, ``(batch, 2)``."""
         conditional, marginal = self.masked_errors(x)
-        scale: torch.Tensor = self.error_scale
+        scale = self.error_scale
         return torch.stack([conditional.div(scale).mean(dim=1), marginal.mean(dim=1)], dim=1)
 
     def reconstruction_score(self, x: torch.Tensor) -> torch.Tensor:
         """Anomaly score per row, ``(batch,)``; higher = more anomalous."""
         errors = self.level_errors(x)
-        quantiles: torch.Tensor = self.error_quantiles
+        quantiles = self.error_quantiles
         score = torch.zeros(x.shape[0], device=x.device)
         for level in range(errors.shape[1]):
             score = score + _tail_score(errors[:, level], quantiles[level])

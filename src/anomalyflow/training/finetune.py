@@ -79,8 +79,9 @@ def finetune(
         backbone = copy.deepcopy(backbone).requires_grad_(False).eval()
     else:
         encoder = TabularEncoder(n_features, model.hidden_dim, model.embedding_dim)
-    scorer = ScoringModel(backbone, encoder, ScoringHead(model.embedding_dim,
-                                                         model.head_hidden_dim)).to(device)
+    scorer = ScoringModel(
+        backbone, encoder, ScoringHead(model.embedding_dim, model.head_hidden_dim)
+    ).to(device)
 
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     reconstruction = _reconstruction_scores(scorer, data, device)
@@ -94,19 +95,30 @@ def finetune(
     head_lr = params.learning_rate
     encoder_lr = head_lr * params.encoder_lr_ratio if pretrained else head_lr
     optimizer = torch.optim.AdamW(
-        [{"params": scorer.head.parameters(), "lr": head_lr},
-         {"params": scorer.encoder.parameters(), "lr": encoder_lr}],
+        [
+            {"params": scorer.head.parameters(), "lr": head_lr},
+            {"params": scorer.encoder.parameters(), "lr": encoder_lr},
+        ],
         weight_decay=params.weight_decay,
     )
     loss_fn = nn.BCEWithLogitsLoss()
 
-    run_id = fingerprint(x, y, settings={"model": asdict(model), "finetune": asdict(params),
-                                         "seed": runtime.seed, "pretrained": pretrained,
-                                         "backbone": _backbone_digest(backbone)})
+    run_id = fingerprint(
+        x,
+        y,
+        settings={
+            "model": asdict(model),
+            "finetune": asdict(params),
+            "seed": runtime.seed,
+            "pretrained": pretrained,
+            "backbone": _backbone_digest(backbone),
+        },
+    )
     track: dict[str, Any] = {"epoch": 0, "best_metric": -1.0, "best_state": None, "stale": 0}
     if validation_rows is not None:
-        track["best_metric"] = _validation_auprc(scorer, data, reconstruction,
-                                                 validation_rows, y, device)
+        track["best_metric"] = _validation_auprc(
+            scorer, data, reconstruction, validation_rows, y, device
+        )
         track["best_state"] = copy.deepcopy(scorer.state_dict())
     state = load_checkpoint(checkpoint, run_id)
     if state is not None:
@@ -118,25 +130,31 @@ def finetune(
     steps = rows_seen = 0
     loss_value = float("nan")
     started = time.perf_counter()
-    bar = tqdm(range(start_epoch, epochs), desc="fine-tune", unit="epoch",
-               disable=not runtime.progress, leave=False)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc="fine-tune",
+        unit="epoch",
+        disable=not runtime.progress,
+        leave=False,
+    )
     for epoch in bar:
         frozen = epoch < frozen_epochs
         scorer.encoder.requires_grad_(not frozen)
         optimizer.param_groups[1]["lr"] = 0.0 if frozen else encoder_lr
         scorer.train()
         generator = epoch_generator(runtime.seed, epoch)
-        for negative_batch in batches(negatives[torch.randperm(len(negatives),
-                                                               generator=generator)],
-                                      batch_size):
+        for negative_batch in batches(
+            negatives[torch.randperm(len(negatives), generator=generator)], batch_size
+        ):
             draw = torch.randint(len(positives), (positives_per_batch,), generator=generator)
             positive_batch = positives[draw]
             index = torch.cat([positive_batch, negative_batch]).to(device)
             with autocast(device):
                 logits = scorer.logits(data[index], reconstruction[index]).float()
             n_pos = len(positive_batch)
-            loss = 0.5 * loss_fn(logits[:n_pos], torch.ones(n_pos, device=device)) + \
-                0.5 * loss_fn(logits[n_pos:], torch.zeros(len(logits) - n_pos, device=device))
+            loss = 0.5 * loss_fn(logits[:n_pos], torch.ones(n_pos, device=device)) + 0.5 * loss_fn(
+                logits[n_pos:], torch.zeros(len(logits) - n_pos, device=device)
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -148,16 +166,23 @@ def finetune(
         if validation_rows is not None:
             metric = _validation_auprc(scorer, data, reconstruction, validation_rows, y, device)
             if metric > track["best_metric"]:
-                track.update(best_metric=metric, best_state=copy.deepcopy(scorer.state_dict()),
-                             stale=0)
+                track.update(
+                    best_metric=metric, best_state=copy.deepcopy(scorer.state_dict()), stale=0
+                )
             elif not frozen:
                 track["stale"] += 1
                 stop = track["stale"] >= params.patience
             bar.set_postfix(loss=f"{loss_value:.4f}", val_auprc=f"{metric:.3f}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": scorer.state_dict(),
-                                         "optimizer": optimizer.state_dict(),
-                                         "track": track, "fingerprint": run_id})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "model": scorer.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "track": track,
+                    "fingerprint": run_id,
+                },
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
         if stop:
@@ -166,9 +191,14 @@ def finetune(
     if track["best_state"] is not None:
         scorer.load_state_dict(track["best_state"])
     remove_checkpoint(checkpoint)
-    stats = TrainingStats(epochs=int(track["epoch"]), steps=steps, rows_seen=rows_seen,
-                          seconds=seconds, resumed_from_epoch=start_epoch,
-                          final_loss=loss_value)
+    stats = TrainingStats(
+        epochs=int(track["epoch"]),
+        steps=steps,
+        rows_seen=rows_seen,
+        seconds=seconds,
+        resumed_from_epoch=start_epoch,
+        final_loss=loss_value,
+    )
     return scorer.cpu().eval(), stats
 
 
@@ -188,8 +218,9 @@ def _reconstruction_scores(
 ) -> torch.Tensor:
     """The frozen backbone's score for every row, computed once: it never changes here."""
     with autocast(device):
-        return torch.cat([scorer.reconstruction_score(chunk).float()
-                          for chunk in data.split(_SCORE_BATCH)])
+        return torch.cat(
+            [scorer.reconstruction_score(chunk).float() for chunk in data.split(_SCORE_BATCH)]
+        )
 
 
 @torch.no_grad()

@@ -61,8 +61,9 @@ def pretrain(
     optimizer = torch.optim.AdamW(
         backbone.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
     )
-    run_id = fingerprint(x, settings={"model": asdict(model), "pretrain": asdict(params),
-                                      "seed": runtime.seed})
+    run_id = fingerprint(
+        x, settings={"model": asdict(model), "pretrain": asdict(params), "seed": runtime.seed}
+    )
     start_epoch, loss_value = 0, float("nan")
     state = load_checkpoint(checkpoint, run_id)
     if state is not None:
@@ -73,8 +74,13 @@ def pretrain(
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     steps = rows_seen = 0
     started = time.perf_counter()
-    bar = tqdm(range(start_epoch, epochs), desc="pretrain", unit="epoch",
-               disable=not runtime.progress, leave=False)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc="pretrain",
+        unit="epoch",
+        disable=not runtime.progress,
+        leave=False,
+    )
     for epoch in bar:
         backbone.train()
         generator = epoch_generator(runtime.seed, epoch)
@@ -95,16 +101,28 @@ def pretrain(
             loss_value = float(loss.detach())
         bar.set_postfix(loss=f"{loss_value:.4f}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": backbone.state_dict(),
-                                         "optimizer": optimizer.state_dict(),
-                                         "epoch": epoch + 1, "fingerprint": run_id})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "model": backbone.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "fingerprint": run_id,
+                },
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     seconds = time.perf_counter() - started
     _calibrate(backbone, data, device)
     remove_checkpoint(checkpoint)
-    stats = TrainingStats(epochs=epochs, steps=steps, rows_seen=rows_seen, seconds=seconds,
-                          resumed_from_epoch=start_epoch, final_loss=loss_value)
+    stats = TrainingStats(
+        epochs=epochs,
+        steps=steps,
+        rows_seen=rows_seen,
+        seconds=seconds,
+        resumed_from_epoch=start_epoch,
+        final_loss=loss_value,
+    )
     return backbone.cpu().eval(), stats
 
 
@@ -126,11 +144,13 @@ def _calibrate(backbone: Backbone, data: torch.Tensor, device: torch.device) -> 
     backbone.eval()
     sample = data[:: max(1, len(data) // _CALIBRATION_ROWS)]
     with autocast(device):
-        conditional = torch.cat([backbone.masked_errors(chunk)[0].float()
-                                 for chunk in sample.split(_SCORE_BATCH)])
-    backbone.error_scale.copy_(conditional.mean(dim=0).clamp_min(1e-6))  # type: ignore[operator]
+        conditional = torch.cat(
+            [backbone.masked_errors(chunk)[0].float() for chunk in sample.split(_SCORE_BATCH)]
+        )
+    backbone.error_scale.copy_(conditional.mean(dim=0).clamp_min(1e-6))
     with autocast(device):
-        errors = torch.cat([backbone.level_errors(chunk).float()
-                            for chunk in sample.split(_SCORE_BATCH)])
+        errors = torch.cat(
+            [backbone.level_errors(chunk).float() for chunk in sample.split(_SCORE_BATCH)]
+        )
     levels = torch.linspace(0, 1, TAIL_LEVELS, device=errors.device)
-    backbone.error_quantiles.copy_(torch.quantile(errors, levels, dim=0).T)  # type: ignore[operator]
+    backbone.error_quantiles.copy_(torch.quantile(errors, levels, dim=0).T)

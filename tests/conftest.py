@@ -1,0 +1,59 @@
+"""Shared fixtures: small, fast settings and the optional real data sets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anomalyflow.detector import DetectorSettings
+from anomalyflow.params import Params
+
+REPO = Path(__file__).resolve().parents[1]
+ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
+
+
+@pytest.fixture
+def fast_params() -> Params:
+    """Defaults with training budgets cut so a fit takes a second or two."""
+    p = Params()
+    return replace(
+        p,
+        model=replace(p.model, hidden_dim=64, embedding_dim=16, head_hidden_dim=16),
+        pretrain=replace(p.pretrain, max_epochs=8, max_steps=120),
+        finetune=replace(p.finetune, frozen_epochs=2, max_epochs=6, max_steps=120),
+        runtime=replace(p.runtime, progress=False),
+    )
+
+
+@pytest.fixture
+def fast_settings(fast_params: Params) -> DetectorSettings:
+    p = fast_params
+    return DetectorSettings(p.model, p.pretrain, p.finetune, p.threshold, p.runtime)
+
+
+def make_blobs(
+    rows: int = 2000, features: int = 6, anomaly_share: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated normal rows plus anomalies that break the correlation or the range."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(rows, 2))
+    mixing = rng.normal(size=(2, features))
+    x = latent @ mixing + 0.1 * rng.normal(size=(rows, features))
+    y = np.zeros(rows, dtype=np.int64)
+    anomalies = rng.choice(rows, size=int(rows * anomaly_share), replace=False)
+    y[anomalies] = 1
+    half = len(anomalies) // 2
+    x[anomalies[:half]] = rng.normal(scale=2.0, size=(half, features))  # break structure
+    x[anomalies[half:]] += rng.choice([-4.0, 4.0], size=(len(anomalies) - half, features))
+    return x.astype(np.float32), y
+
+
+def adbench(name: str) -> Path:
+    """A real data set from ``../shared/datasets``, or skip where it is absent."""
+    path = ADBENCH / f"{name}.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/datasets is not beside the project)")
+    return path

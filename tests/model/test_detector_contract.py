@@ -1,0 +1,91 @@
+"""Every detector variant ranks anomalies above normal rows; saving changes nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from tests.conftest import make_blobs
+
+from anomalyflow.detector import AnomalyDetector, DetectorSettings
+from anomalyflow.params import ThresholdParams
+
+
+def _partial(y: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
+    """Keep label 1 on ``share`` of the anomalies, as the few-label protocol does."""
+    anomalies = np.flatnonzero(y == 1)
+    keep = np.random.default_rng(seed).choice(
+        anomalies, size=max(1, int(share * len(anomalies))), replace=False
+    )
+    partial = np.zeros_like(y)
+    partial[keep] = 1
+    return partial
+
+
+VARIANTS = {
+    "no labels (reconstruction)": (True, None),
+    "few labels": (True, 0.1),
+    "full labels": (True, 1.0),
+    "from scratch (ablation)": (False, 0.5),  # no pretraining: it needs more labels
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_scores_anomalies_above_normals(
+    variant: str, fast_settings: DetectorSettings
+) -> None:
+    pretrained, share = VARIANTS[variant]
+    x_all, y_all = make_blobs(rows=2000, seed=0)
+    x, y, x_test, y_test = x_all[:1200], y_all[:1200], x_all[1200:], y_all[1200:]
+    labels = None if share is None else _partial(y, share)
+    detector = AnomalyDetector(fast_settings, pretrained=pretrained).fit(x, labels)
+    scores = detector.decision_function(x_test)
+    assert scores.shape == (len(x_test),)
+    assert roc_auc_score(y_test, scores) > 0.85
+    assert scores[y_test == 1].mean() > scores[y_test == 0].mean()
+
+
+def test_ablation_without_labels_is_refused(fast_settings: DetectorSettings) -> None:
+    x, _ = make_blobs(rows=300)
+    with pytest.raises(ValueError, match="needs labeled anomalies"):
+        AnomalyDetector(fast_settings, pretrained=False).fit(x)
+
+
+def test_saved_model_scores_identically_and_holds_no_pickle(
+    fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    x, y = make_blobs(rows=800)
+    detector = AnomalyDetector(fast_settings).fit(x, _partial(y, 0.2))
+    folder = tmp_path / "model"
+    detector.save(folder)
+
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "detector.json",
+        "scaler.safetensors",
+        "weights.safetensors",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left
+    loaded = AnomalyDetector.load(folder)
+    np.testing.assert_array_equal(loaded.decision_function(x), detector.decision_function(x))
+    assert loaded.threshold_ == detector.threshold_
+    meta = json.loads((folder / "detector.json").read_text())
+    assert meta["fine_tuned"] is True and meta["feature_names"] == [f"x{j}" for j in range(6)]
+
+
+def test_moving_the_threshold_needs_no_retraining(fast_settings: DetectorSettings) -> None:
+    x, y = make_blobs(rows=800)
+    detector = AnomalyDetector(fast_settings).fit(x, _partial(y, 0.2))
+    before = detector.decision_function(x)
+    assert detector.predict(x).mean() == pytest.approx(0.01, abs=0.005)
+
+    detector.settings = replace(
+        detector.settings, threshold=ThresholdParams(method="alert_rate", alert_rate=0.1)
+    )
+    detector.refit_threshold(x, None)
+
+    np.testing.assert_array_equal(detector.decision_function(x), before)
+    assert detector.predict(x).mean() == pytest.approx(0.1, abs=0.01)
