@@ -210,7 +210,7 @@ def benchmark(
                 f"Wilcoxon p {entry['wilcoxon_p']:.3g}"
             )
     if speed:
-        figures = measure(data, settings, params.benchmark.row_cap, params.benchmark.test_size)
+        figures = measure(data, settings, params.benchmark, params_path)
         payload["speed"] = asdict(figures) | {
             "scoring_to_forward_ratio": figures.scoring_to_forward_ratio
         }

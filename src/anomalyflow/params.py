@@ -125,6 +125,7 @@ class BenchmarkParams:
 
     row_cap: int = 10_000  # larger data sets are subsampled (stratified), as ADBench does
     test_size: float = 0.3
+    scoring_rows: int = 200_000  # rows scored to measure scoring throughput
 
 
 @dataclass(frozen=True)

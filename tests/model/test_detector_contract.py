@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from tests.conftest import make_blobs
 
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.params import ThresholdParams
+from tests.conftest import make_blobs
 
 
 def _partial(y: np.ndarray, share: float, seed: int = 0) -> np.ndarray:

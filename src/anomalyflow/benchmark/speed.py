@@ -16,8 +16,7 @@ import torch
 from anomalyflow.benchmark.protocol import make_split
 from anomalyflow.data.loaders import read_npz
 from anomalyflow.detector import SCORE_BATCH, AnomalyDetector, DetectorSettings
-
-_SCORING_ROWS = 200_000
+from anomalyflow.params import BenchmarkParams
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,13 @@ class SpeedReport:
 
 
 def measure(
-    paths: list[Path], settings: DetectorSettings, row_cap: int, test_size: float
+    paths: list[Path], settings: DetectorSettings, params: BenchmarkParams, params_path: Path
 ) -> SpeedReport:
-    """Pretrain and scoring throughput on the largest (capped) set; fit-score memory."""
+    """Pretrain and scoring throughput on the largest (capped) set; fit-score memory.
+
+    ``params_path`` is handed to the ``fit-score`` child so it trains as configured.
+    """
+    row_cap, test_size, scoring_rows = params.row_cap, params.test_size, params.scoring_rows
     sizes = {p: int(np.load(p, allow_pickle=False)["y"].shape[0]) for p in paths}
     largest = max(sizes, key=lambda p: sizes[p])
     table = read_npz(largest, require_labels=True)
@@ -52,11 +55,11 @@ def measure(
     detector = AnomalyDetector(quiet).pretrain(split.x_train)
     pretrain_speed = detector.stats_["pretrain"].rows_per_second
 
-    rows = np.resize(split.x_test, (_SCORING_ROWS, split.x_test.shape[1]))
+    rows = np.resize(split.x_test, (scoring_rows, split.x_test.shape[1]))
     detector.decision_function(rows[:SCORE_BATCH])  # warm-up
     started = time.perf_counter()
     detector.decision_function(rows)
-    scoring_speed = _SCORING_ROWS / (time.perf_counter() - started)
+    scoring_speed = scoring_rows / (time.perf_counter() - started)
     assert detector.scaler_ is not None
     network = detector.network()
     scaled = torch.from_numpy(detector.scaler_.transform(rows))
@@ -64,9 +67,9 @@ def measure(
         started = time.perf_counter()
         for chunk in scaled.split(SCORE_BATCH):
             network(chunk)
-        forward_speed = _SCORING_ROWS / (time.perf_counter() - started)
+        forward_speed = scoring_rows / (time.perf_counter() - started)
 
-    memory, seconds, fit_rows = _fit_score_peak_memory(table.x, table.y, test_size)
+    memory, seconds, fit_rows = _fit_score_peak_memory(table.x, table.y, test_size, params_path)
     return SpeedReport(
         largest.stem,
         pretrain_speed,
@@ -80,7 +83,7 @@ def measure(
 
 
 def _fit_score_peak_memory(
-    x: np.ndarray, y: np.ndarray, test_size: float
+    x: np.ndarray, y: np.ndarray, test_size: float, params_path: Path
 ) -> tuple[float, float, int]:
     """Run ``anomalyflow fit-score`` on the full (uncapped) set in a child process."""
     split = make_split(x, y, 0.05, 0, len(y), test_size)
@@ -101,6 +104,8 @@ def _fit_score_peak_memory(
                 str(test),
                 "--out",
                 str(Path(folder) / "s.npy"),
+                "--params",
+                str(params_path),
             ],
             check=True,
             capture_output=True,

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.conftest import make_blobs
 
 from anomalyflow.detector import DetectorSettings
 from anomalyflow.training.finetune import finetune
 from anomalyflow.training.pretrain import pretrain
+from tests.conftest import make_blobs
 
 
 class Interrupted(Exception):

@@ -1,0 +1,157 @@
+"""The README's main job and the evaluation interfaces, end to end through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from anomalyflow.benchmark.protocol import make_split
+from anomalyflow.cli import app
+from tests.conftest import adbench, make_blobs
+
+SMALL = """
+synthetic: {history_rows: 6000, recent_rows: 4000, holdout_rows: 3000, fraud_rate: 0.02,
+            label_coverage: 0.6}
+model: {hidden_dim: 64, embedding_dim: 16, head_hidden_dim: 16}
+pretrain: {max_epochs: 6, max_steps: 150}
+finetune: {frozen_epochs: 2, max_epochs: 5, max_steps: 150}
+evaluation: {bootstrap_samples: 50}
+benchmark: {scoring_rows: 20000}
+runtime: {progress: false}
+"""
+
+runner = CliRunner()
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "auprc" in result.output and "confusion matrix" in result.output
+    evaluation = json.loads(Path("artifacts/evaluation.json").read_text())
+    assert evaluation["rows"] == 3000
+    assert evaluation["auroc"] > 0.85
+    assert (Path("artifacts/model") / "weights.safetensors").exists()
+    assert not Path("artifacts/checkpoints/pretrain.ckpt").exists()
+
+    before = _digest(Path("artifacts"))
+    recent = pd.read_parquet("data/recent.parquet")
+    recent.loc[5, "amount"] = np.nan
+    recent.to_parquet("data/recent.parquet")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "recent.parquet" in result.output and "'amount'" in result.output
+    assert "NaN" in result.output
+    assert _digest(Path("artifacts")) == before
+
+
+def test_threshold_is_refitted_without_retraining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+    assert runner.invoke(app, ["run"]).exit_code == 0
+    weights = Path("artifacts/model/weights.safetensors").read_bytes()
+    Path("params.yaml").write_text(SMALL + "threshold: {method: alert_rate, alert_rate: 0.1}\n")
+
+    result = runner.invoke(app, ["threshold", "--data", "data/holdout.parquet"])
+
+    assert result.exit_code == 0, result.output
+    assert Path("artifacts/model/weights.safetensors").read_bytes() == weights
+    meta = json.loads(Path("artifacts/model/detector.json").read_text())
+    assert (
+        "alert_rate" in result.output
+        and meta["threshold"]
+        < json.loads(Path("artifacts/evaluation.json").read_text())["threshold"]
+    )
+
+
+@pytest.mark.parametrize("name", ["6_cardio", "38_thyroid"])
+def test_fit_score_on_real_data_ranks_anomalies_well_above_chance(
+    name: str, tmp_path: Path
+) -> None:
+    data = np.load(adbench(name))
+    split = make_split(data["X"], data["y"], 0.05, seed=0, row_cap=10_000, test_size=0.3)
+    np.savez(tmp_path / "train.npz", X=split.x_train, y=split.y_partial)
+    np.savez(tmp_path / "test.npz", X=split.x_test)
+    (tmp_path / "params.yaml").write_text("runtime: {progress: false}\n")
+
+    result = runner.invoke(
+        app,
+        [
+            "fit-score",
+            "--train",
+            str(tmp_path / "train.npz"),
+            "--test",
+            str(tmp_path / "test.npz"),
+            "--out",
+            str(tmp_path / "scores.npy"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    scores = np.load(tmp_path / "scores.npy")
+    assert scores.shape == (len(split.x_test),)
+    assert roc_auc_score(split.y_test, scores) > 0.8
+
+
+def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> None:
+    for seed in (1, 2):
+        x, y = make_blobs(rows=700, seed=seed)
+        np.savez(tmp_path / f"blobs{seed}.npz", X=x, y=y)
+    (tmp_path / "params.yaml").write_text(SMALL)
+
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            str(tmp_path / "blobs1.npz"),
+            str(tmp_path / "blobs2.npz"),
+            "--label-ratio",
+            "0.1",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads((tmp_path / "out" / "benchmark-ratio-0.1.json").read_text())
+    methods = set(payload["summary"]["methods"])
+    assert methods == {
+        "anomalyflow",
+        "anomalyflow_scratch",
+        "isolation_forest",
+        "ecod",
+        "hist_gradient_boosting",
+        "catboost",
+    }
+    assert len(payload["outcomes"]) == 2 * len(methods)
+    assert payload["speed"]["scoring_to_forward_ratio"] > 0
+    assert payload["speed"]["fit_score_peak_memory_mib"] > 0
+    assert (tmp_path / "out" / "benchmark-ratio-0.1.png").stat().st_size > 1000
+    assert "MEAN" in result.output and "rows/s" in result.output
