@@ -16,13 +16,14 @@ import numpy as np
 from anomalyflow.data import synthetic
 from anomalyflow.data.loaders import read_npz, read_table
 from anomalyflow.data.schema import InputError, Schema
-from anomalyflow.data.splits import stratified_split
+from anomalyflow.data.splits import time_split
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_report
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.training.loop import resolve_batch_size
 
+CALIBRATION_SHARE = 0.3  # latest share of the recent rows, kept to fit the threshold
 SYNTHETIC_SCHEMA = Schema(
     features=synthetic.FEATURES,
     label=synthetic.LABEL,
@@ -56,8 +57,9 @@ def ensure_default_data(params: Params, paths: ArtifactPaths) -> None:
 def run_training_job(params: Params, paths: ArtifactPaths) -> TrainingJobResult:
     """Pretrain on the unlabeled history, fine-tune on the recent labels, evaluate.
 
-    The threshold is fitted on a validation part of the recent rows (never on the
-    holdout), and the holdout, later in time, is only used for the evaluation.
+    The threshold is fitted on the latest part of the recent rows, which fine-tuning never
+    saw (fitting it on rows the head was trained on would set it too high), and the
+    holdout, later still, is only used for the evaluation.
     """
     ensure_default_data(params, paths)
     min_rows = _explicit_batch(params)
@@ -71,7 +73,9 @@ def run_training_job(params: Params, paths: ArtifactPaths) -> TrainingJobResult:
     detector = AnomalyDetector(settings_from(params))
     unlabeled = np.concatenate([history.x, recent.x])
     detector.pretrain(unlabeled, synthetic.FEATURES, paths.checkpoints)
-    fit_rows, calibration_rows = stratified_split(recent.y, 0.3, params.runtime.seed)
+    assert recent.frame is not None
+    timestamps = recent.frame[synthetic.TIMESTAMP].to_numpy()
+    fit_rows, calibration_rows = time_split(timestamps, CALIBRATION_SHARE)
     detector.finetune(recent.x[fit_rows], recent.y[fit_rows], paths.checkpoints)
     detector.refit_threshold(recent.x[calibration_rows], recent.y[calibration_rows])
 
