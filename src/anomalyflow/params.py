@@ -129,6 +129,25 @@ class BenchmarkParams:
 
 
 @dataclass(frozen=True)
+class ValidationParams:
+    """Great Expectations suite built from the schema and the reference data."""
+
+    project_dir: str = "."  # the GX project lives in <project_dir>/gx
+    min_rows: int = 100  # smallest batch worth training on
+    range_tolerance: float = 0.5  # band = reference [min, max] widened by this share
+    in_range_share: float = 0.99  # share of values that must fall in the band
+    min_labeled_anomaly_rate: float = 0.0
+    max_labeled_anomaly_rate: float = 0.05  # above this, labels are likely broken
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    """Evidently drift checks and the retraining policy they drive."""
+
+    drifted_share_threshold: float = 0.3  # share of drifted features that counts as drift
+
+
+@dataclass(frozen=True)
 class Params:
     """Every knob of AnomalyFlow, one section per stage."""
 
@@ -138,6 +157,8 @@ class Params:
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
     threshold: ThresholdParams = field(default_factory=ThresholdParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    validation: ValidationParams = field(default_factory=ValidationParams)
+    drift: DriftParams = field(default_factory=DriftParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     paths: PathsParams = field(default_factory=PathsParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)

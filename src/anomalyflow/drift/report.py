@@ -1,0 +1,107 @@
+"""Evidently: drift of the features, of the model's scores and of the label rate.
+
+The incoming batch is compared with the reference data (what the production model was
+trained on). Results come back as a typed :class:`DriftResult`; the HTML report (all
+assets inlined, opens offline) and the JSON snapshot are written beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomalyflow.params import DriftParams
+
+SCORE_COLUMN = "anomaly_score"
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """Evidently's verdict on one column."""
+
+    column: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift of one batch against the reference."""
+
+    columns: tuple[ColumnDrift, ...]
+    share_drifted: float
+    score_drift: ColumnDrift | None
+    label_drift: ColumnDrift | None
+    drift_detected: bool
+    html: Path
+    json: Path
+    drifted_columns: tuple[str, ...] = field(default=())
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: tuple[str, ...],
+    params: DriftParams,
+    out_dir: Path,
+    label: str | None = None,
+) -> DriftResult:
+    """Compare ``current`` with ``reference`` per column; write ``drift.html`` / ``.json``.
+
+    Args:
+        reference, current: frames with the ``features``; an ``anomaly_score`` column
+            (the production model's scores) and the ``label`` column are compared too
+            where both frames have them.
+        params: the share of drifted feature columns that counts as drift.
+    """
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's telemetry
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+
+    extra = [c for c in (SCORE_COLUMN, label) if c and c in reference and c in current]
+    columns = [*features, *extra]
+    definition = DataDefinition(numerical_columns=columns)
+    metrics = [DriftedColumnsCount(columns=list(features))]
+    metrics += [ValueDrift(column=c) for c in columns]
+    snapshot = Report(metrics).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    verdicts = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("ValueDrift"):
+            verdicts[config["column"]] = _verdict(config, float(metric["value"]))
+    per_feature = tuple(verdicts[c] for c in features)
+    share = float(np.mean([v.drifted for v in per_feature]))
+    score_drift = verdicts.get(SCORE_COLUMN)
+    label_drift = verdicts.get(label) if label else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, json_path = out_dir / "drift.html", out_dir / "drift.json"
+    snapshot.save_html(str(html))
+    snapshot.save_json(str(json_path))
+    detected = share >= params.drifted_share_threshold or bool(score_drift and score_drift.drifted)
+    return DriftResult(
+        columns=per_feature,
+        share_drifted=share,
+        score_drift=score_drift,
+        label_drift=label_drift,
+        drift_detected=detected,
+        html=html,
+        json=json_path,
+        drifted_columns=tuple(v.column for v in per_feature if v.drifted),
+    )
+
+
+def _verdict(config: dict[str, object], score: float) -> ColumnDrift:
+    """Distances drift at or above the threshold; p-values drift below it."""
+    method = str(config.get("method", ""))
+    threshold = float(config.get("threshold", 0.1))  # type: ignore[arg-type]
+    drifted = score < threshold if "p_value" in method.lower() else score >= threshold
+    return ColumnDrift(str(config["column"]), method, score, threshold, drifted)

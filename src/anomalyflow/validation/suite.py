@@ -1,0 +1,209 @@
+"""Great Expectations: a suite built from the schema and the reference data, and a gate
+that validates every incoming batch against it.
+
+The suite lives in a file-based GX project folder (``gx/`` by default) in the
+repository, so people can read and edit it by hand; it is only rebuilt on request.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from anomalyflow.data.schema import Schema
+from anomalyflow.params import ValidationParams
+
+SUITE = "incoming_batch"
+_SOURCE, _ASSET, _BATCH = "anomalyflow", "incoming_batch", "whole_batch"
+_NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "bool",
+    "INTEGER",
+    "FLOAT",
+    "BOOLEAN",
+]
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    """One broken rule: which expectation, on which column, and what was seen."""
+
+    expectation: str
+    column: str | None
+    rule: dict[str, Any]
+    observed: Any
+
+    def describe(self) -> str:
+        """A line a person can act on."""
+        where = f"column '{self.column}'" if self.column else "table"
+        return f"{where}: {self.expectation} {self.rule} failed (observed: {self.observed})"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validating one batch."""
+
+    success: bool
+    evaluated: int
+    failures: tuple[FailedExpectation, ...]
+    data_docs: Path | None
+
+
+class DataValidationError(Exception):
+    """A batch broke the suite; names the file and every failed expectation."""
+
+    def __init__(self, source: Path | str, result: ValidationResult) -> None:
+        self.source = Path(source)
+        self.result = result
+        lines = "\n".join(f"  - {f.describe()}" for f in result.failures)
+        super().__init__(
+            f"{self.source}: {len(result.failures)} of {result.evaluated} "
+            f"expectations failed\n{lines}"
+        )
+
+
+def build_expectations(
+    schema: Schema, reference: pd.DataFrame, params: ValidationParams
+) -> list[Any]:
+    """Expectations for batches like ``reference``: columns, types, nulls, ranges, labels."""
+    import great_expectations.expectations as gxe
+
+    expectations: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(schema.columns), exact_match=True),
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+    ]
+    for column in schema.features:
+        values = reference[column].astype("float64")
+        low, high = float(values.min()), float(values.max())
+        margin = params.range_tolerance * max(high - low, abs(high), 1e-9)
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=column),
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=_NUMERIC_TYPES),
+            # Anomalies are out-of-range values by nature: a few may exceed the band.
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column,
+                min_value=low - margin,
+                max_value=high + margin,
+                mostly=params.in_range_share,
+            ),
+        ]
+    if schema.label is not None:
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=schema.label),
+            gxe.ExpectColumnValuesToBeInSet(column=schema.label, value_set=[0, 1]),
+            gxe.ExpectColumnMeanToBeBetween(
+                column=schema.label,
+                min_value=params.min_labeled_anomaly_rate,
+                max_value=params.max_labeled_anomaly_rate,
+            ),
+        ]
+    return expectations
+
+
+def build_suite(
+    project_dir: Path, schema: Schema, reference: pd.DataFrame, params: ValidationParams
+) -> Path:
+    """Write (or overwrite) the suite into the GX project folder; returns its JSON file."""
+    import great_expectations as gx
+
+    context = _context(project_dir)
+    suite = gx.ExpectationSuite(name=SUITE)
+    for expectation in build_expectations(schema, reference, params):
+        suite.add_expectation(expectation)
+    context.suites.add_or_update(suite)
+    return project_dir / "gx" / "expectations" / f"{SUITE}.json"
+
+
+def suite_exists(project_dir: Path) -> bool:
+    """Whether a suite was built (and possibly hand-edited) already."""
+    return (project_dir / "gx" / "expectations" / f"{SUITE}.json").exists()
+
+
+def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -> ValidationResult:
+    """Validate ``frame`` with the stored suite, build Data Docs, raise if anything failed.
+
+    Raises:
+        DataValidationError: naming ``source`` and each failed expectation.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    context = _context(project_dir)
+    batch = (
+        context.data_sources.add_or_update_pandas(_SOURCE)
+        .add_dataframe_asset(_ASSET)
+        .add_batch_definition_whole_dataframe(_BATCH)
+    )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=SUITE, data=batch, suite=context.suites.get(SUITE))
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=SUITE,
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs")],
+        )
+    )
+    outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    run = next(iter(outcome.run_results.values()))
+    failures = tuple(
+        FailedExpectation(
+            expectation=r.expectation_config.type,
+            column=r.expectation_config.kwargs.get("column"),
+            rule={
+                k: v
+                for k, v in r.expectation_config.kwargs.items()
+                if k not in ("column", "batch_id", "column_set")
+            },
+            observed=_observed(r.result),
+        )
+        for r in run.results
+        if not r.success
+    )
+    docs = project_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    result = ValidationResult(
+        success=outcome.success,
+        evaluated=len(run.results),
+        failures=failures,
+        data_docs=docs if docs.exists() else None,
+    )
+    if not result.success:
+        raise DataValidationError(source, result)
+    return result
+
+
+def _context(project_dir: Path) -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _observed(result: dict[str, Any]) -> Any:
+    mismatched = result.get("details", {}).get("mismatched")
+    if mismatched:
+        return mismatched  # {"unexpected": [extra columns], "missing": [absent columns]}
+    if "observed_value" in result:
+        return result["observed_value"]
+    if "unexpected_count" in result:
+        return (
+            f"{result['unexpected_count']} unexpected ({result.get('unexpected_percent', 0):.2f}%)"
+        )
+    return result

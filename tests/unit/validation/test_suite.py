@@ -1,0 +1,82 @@
+"""The Great Expectations gate: good batches pass, each kind of bad batch is named."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from anomalyflow.data import synthetic
+from anomalyflow.jobs import SYNTHETIC_SCHEMA
+from anomalyflow.params import Params
+from anomalyflow.validation.suite import (
+    DataValidationError,
+    build_suite,
+    suite_exists,
+    validate_batch,
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("gxproject")
+    p = Params()
+    data = synthetic.generate(
+        replace(p.synthetic, history_rows=2000, recent_rows=3000, holdout_rows=2000)
+    )
+    build_suite(root, SYNTHETIC_SCHEMA, data.recent, p.validation)
+    return root, data.holdout
+
+
+def test_suite_is_a_hand_editable_file_in_the_project(
+    project: tuple[Path, pd.DataFrame],
+) -> None:
+    root, _ = project
+    assert suite_exists(root)
+    text = (root / "gx" / "expectations" / "incoming_batch.json").read_text()
+    assert "expect_column_values_to_be_between" in text and '"amount"' in text
+
+
+def test_clean_batch_passes_and_builds_data_docs(project: tuple[Path, pd.DataFrame]) -> None:
+    root, holdout = project
+    result = validate_batch(root, holdout, "holdout.parquet")
+    assert result.success and not result.failures
+    assert result.data_docs is not None and result.data_docs.exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "column", "expectation"),
+    [
+        (
+            lambda f: f.assign(amount=f.amount.where(f.index != 3)),
+            "amount",
+            "expect_column_values_to_not_be_null",
+        ),
+        (
+            lambda f: f.assign(is_fraud=f.is_fraud.where(f.index != 4, 2)),
+            "is_fraud",
+            "expect_column_values_to_be_in_set",
+        ),
+        (lambda f: f.assign(hour=f.hour + 1000), "hour", "expect_column_values_to_be_between"),
+        (lambda f: f.assign(extra=1), None, "expect_table_columns_to_match_set"),
+        (lambda f: f.head(20), None, "expect_table_row_count_to_be_between"),
+        (lambda f: f.assign(is_fraud=1), "is_fraud", "expect_column_mean_to_be_between"),
+    ],
+)
+def test_bad_batch_is_rejected_naming_the_rule_and_column(
+    project: tuple[Path, pd.DataFrame],
+    damage,
+    column: str | None,
+    expectation: str,  # type: ignore[no-untyped-def]
+) -> None:
+    root, holdout = project
+    with pytest.raises(DataValidationError) as raised:
+        validate_batch(root, damage(holdout.copy()), "incoming/batch-7.parquet")
+    message = str(raised.value)
+    assert "incoming/batch-7.parquet" in message
+    assert expectation in message
+    if column is not None:
+        assert f"column '{column}'" in message
+    assert any(f.expectation == expectation for f in raised.value.result.failures)
