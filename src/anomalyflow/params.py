@@ -102,6 +102,17 @@ class EvaluationParams:
 
 
 @dataclass(frozen=True)
+class GateParams:
+    """The declarative promotion policy, checked on the frozen holdout."""
+
+    min_auprc: float = 0.2  # absolute floor
+    min_precision_at_alert_budget: float = 0.1  # analysts' hit rate among the top alerts
+    auprc_tolerance: float = 0.02  # how much worse than production a candidate may be
+    bootstrap_samples: int = 200  # paired resamples for the production comparison
+    confidence_level: float = 0.95
+
+
+@dataclass(frozen=True)
 class RuntimeParams:
     """Where and how reproducibly to compute."""
 
@@ -159,6 +170,7 @@ class Params:
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     validation: ValidationParams = field(default_factory=ValidationParams)
     drift: DriftParams = field(default_factory=DriftParams)
+    gate: GateParams = field(default_factory=GateParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     paths: PathsParams = field(default_factory=PathsParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
