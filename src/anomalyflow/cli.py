@@ -6,7 +6,6 @@ Bad input ends with a one-line error naming the file, column and rule, and exit 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -15,6 +14,7 @@ import typer
 
 from anomalyflow.data.schema import InputError
 from anomalyflow.params import Params, ParamsError, load_params
+from anomalyflow.telemetry import disable_telemetry
 
 app = typer.Typer(
     add_completion=False,
@@ -40,47 +40,44 @@ def _fail(message: str) -> NoReturn:
 def _configure(params: Params) -> None:
     import torch
 
+    disable_telemetry()
     if params.runtime.num_threads > 0:
         torch.set_num_threads(params.runtime.num_threads)
 
 
 @app.command()
-def run(params_path: ParamsOption = Path("params.yaml")) -> None:
-    """The main job: pretrain and fine-tune on the built-in data, print the evaluation."""
-    from anomalyflow.jobs import run_training_job
-    from anomalyflow.paths import ArtifactPaths
-
+def run(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Incoming batch (CSV / Parquet); default: the built-in recent data."),
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The main job: the Prefect retraining flow on the built-in data (or --data)."""
     params = _load(params_path)
     _configure(params)
-    started = time.perf_counter()
+    from flows.retrain import retrain
+
+    from anomalyflow.validation.suite import DataValidationError
+
     try:
-        result = run_training_job(params, ArtifactPaths.from_params(params.paths))
+        summary = retrain(batch=str(data) if data else None, params_file=str(params_path))
+    except DataValidationError as error:
+        _fail(f"batch rejected, moved to quarantine; nothing downstream changed.\n{error}")
     except InputError as error:
         _fail(str(error))
-    report = result.evaluation
-    typer.echo(
-        f"Evaluated on {report.rows} holdout rows ({report.positives} anomalies), "
-        f"threshold {report.threshold:.4f}:"
-    )
-    for key in (
-        "precision",
-        "recall",
-        "f1",
-        "auroc",
-        "auprc",
-        "precision_at_alert_budget",
-        "recall_at_target_fpr",
-    ):
-        typer.echo(f"  {key:<28}{getattr(report, key):.4f}")
-    typer.echo(
-        f"  {'auprc 95% interval':<28}[{report.auprc_ci_low:.4f}, {report.auprc_ci_high:.4f}]"
-    )
-    typer.echo(f"  confusion matrix            {report.confusion_matrix}")
-    typer.echo(
-        f"Pretraining ran at {result.pretrain_rows_per_second:,.0f} rows/s; "
-        f"total {time.perf_counter() - started:.1f} s."
-    )
-    typer.echo(f"Model: {result.paths.model}  Metrics: {result.paths.evaluation}")
+    typer.echo(f"\nDecision: {summary.outcome} ({summary.reason})")
+    if summary.metrics:
+        typer.echo(f"  {'metric':<28}{'candidate':>10}{'production':>12}")
+        for key, value in summary.metrics.items():
+            production = (summary.production_metrics or {}).get(key)
+            shown = f"{production:.4f}" if production is not None else "none yet"
+            typer.echo(f"  {key:<28}{value:>10.4f}{shown:>12}")
+    if summary.registered:
+        typer.echo(f"Registered candidate: {summary.registered}")
+    typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
+    for name, path in summary.reports.items():
+        typer.echo(f"Report ({name}): {path}")
 
 
 @app.command("generate")
@@ -121,7 +118,7 @@ def fit_score(
 @app.command()
 def threshold(
     data: Annotated[Path, typer.Option(help="CSV or Parquet with the model's features.")],
-    model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/model"),
+    model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/candidate"),
     label_column: Annotated[str, typer.Option(help="Label column ('' for none).")] = "is_fraud",
     id_column: Annotated[str, typer.Option(help="Id column ('' for none).")] = "transaction_id",
     timestamp_column: Annotated[str, typer.Option(help="'' for none.")] = "timestamp",

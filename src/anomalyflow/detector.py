@@ -78,6 +78,7 @@ class AnomalyDetector:
         self.threshold_: float = float("inf")
         self.feature_names_: tuple[str, ...] = ()
         self.stats_: dict[str, TrainingStats] = {}
+        self.lineage_: dict[str, str] = {}  # hashes of what produced it, saved with it
 
     def fit(
         self,
@@ -216,6 +217,7 @@ class AnomalyDetector:
             "pretrained": self.pretrained,
             "fine_tuned": self.scorer_ is not None,
             "settings": asdict(self.settings),
+            "lineage": self.lineage_,
             "training": {
                 k: asdict(v) | {"rows_per_second": v.rows_per_second}
                 for k, v in self.stats_.items()
@@ -240,6 +242,7 @@ class AnomalyDetector:
         detector = cls(settings, pretrained=meta["pretrained"])
         detector.feature_names_ = tuple(meta["feature_names"])
         detector.threshold_ = float(meta["threshold"])
+        detector.lineage_ = dict(meta.get("lineage", {}))
         detector.scaler_ = RobustScaler.from_state(
             load_arrays(str(directory / "scaler.safetensors"))
         )

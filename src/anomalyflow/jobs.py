@@ -1,4 +1,4 @@
-"""The jobs the CLI runs: the default train-and-evaluate job, and ``fit-score``.
+"""Jobs outside the retraining flow: the built-in data, and ``fit-score``.
 
 Each validates all its inputs before it computes anything and writes its outputs
 atomically, so bad input leaves nothing behind and never replaces a good artifact.
@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from anomalyflow.data import synthetic
-from anomalyflow.data.loaders import read_npz, read_table
+from anomalyflow.data.loaders import read_npz
 from anomalyflow.data.schema import InputError, Schema
-from anomalyflow.data.splits import time_split
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
-from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_report
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.training.loop import resolve_batch_size
@@ -32,15 +29,6 @@ SYNTHETIC_SCHEMA = Schema(
 )
 
 
-@dataclass(frozen=True)
-class TrainingJobResult:
-    """What the main job produced."""
-
-    evaluation: EvaluationReport
-    paths: ArtifactPaths
-    pretrain_rows_per_second: float
-
-
 def settings_from(params: Params) -> DetectorSettings:
     """The params sections a detector needs."""
     return DetectorSettings(
@@ -52,43 +40,6 @@ def ensure_default_data(params: Params, paths: ArtifactPaths) -> None:
     """Generate the built-in card-transaction data unless it is already there."""
     if not all(p.exists() for p in (paths.history, paths.recent, paths.holdout)):
         synthetic.write_parquet(synthetic.generate(params.synthetic), paths.data_dir)
-
-
-def run_training_job(params: Params, paths: ArtifactPaths) -> TrainingJobResult:
-    """Pretrain on the unlabeled history, fine-tune on the recent labels, evaluate.
-
-    The threshold is fitted on the latest part of the recent rows, which fine-tuning never
-    saw (fitting it on rows the head was trained on would set it too high), and the
-    holdout, later still, is only used for the evaluation.
-    """
-    ensure_default_data(params, paths)
-    min_rows = _explicit_batch(params)
-    history = read_table(paths.history, SYNTHETIC_SCHEMA.without_label(), min_rows)
-    recent = read_table(paths.recent, SYNTHETIC_SCHEMA, min_rows)
-    holdout = read_table(paths.holdout, SYNTHETIC_SCHEMA)
-    assert recent.y is not None and holdout.y is not None
-    if not (recent.y == 1).any():
-        raise InputError(paths.recent, SYNTHETIC_SCHEMA.label, "no labeled anomaly (1)")
-
-    detector = AnomalyDetector(settings_from(params))
-    unlabeled = np.concatenate([history.x, recent.x])
-    detector.pretrain(unlabeled, synthetic.FEATURES, paths.checkpoints)
-    assert recent.frame is not None
-    timestamps = recent.frame[synthetic.TIMESTAMP].to_numpy()
-    fit_rows, calibration_rows = time_split(timestamps, CALIBRATION_SHARE)
-    detector.finetune(recent.x[fit_rows], recent.y[fit_rows], paths.checkpoints)
-    detector.refit_threshold(recent.x[calibration_rows], recent.y[calibration_rows])
-
-    report = evaluate(
-        holdout.y,
-        detector.decision_function(holdout.x),
-        detector.threshold_,
-        params.evaluation,
-        seed=params.runtime.seed,
-    )
-    detector.save(paths.model)
-    write_report(report, paths.evaluation)
-    return TrainingJobResult(report, paths, detector.stats_["pretrain"].rows_per_second)
 
 
 def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:

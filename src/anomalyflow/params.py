@@ -156,6 +156,8 @@ class DriftParams:
     """Evidently drift checks and the retraining policy they drive."""
 
     drifted_share_threshold: float = 0.3  # share of drifted features that counts as drift
+    cooldown_hours: float = 24.0  # never retrain more often than this
+    ignore_cooldown: bool = False  # a manual run may override the cooldown
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,42 @@ class ArtifactPaths:
         return self.data_dir / "holdout.parquet"
 
     @property
-    def model(self) -> Path:
-        return self.artifacts_dir / "model"
-
-    @property
     def evaluation(self) -> Path:
         return self.artifacts_dir / "evaluation.json"
 
     @property
     def checkpoints(self) -> Path:
         return self.artifacts_dir / "checkpoints"
+
+    @property
+    def backbone(self) -> Path:
+        return self.artifacts_dir / "backbone"
+
+    @property
+    def candidate(self) -> Path:
+        return self.artifacts_dir / "candidate"
+
+    @property
+    def decision(self) -> Path:
+        return self.artifacts_dir / "decision.json"
+
+    @property
+    def drift(self) -> Path:
+        return self.artifacts_dir / "drift"
+
+    @property
+    def state(self) -> Path:
+        """What the last training run used: batch hash and time (for skip rules)."""
+        return self.artifacts_dir / "state.json"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def registry(self) -> Path:
+        return self.artifacts_dir / "registry"
+
+    @property
+    def production(self) -> Path:
+        return self.registry / "production"

@@ -50,7 +50,8 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
     evaluation = json.loads(Path("artifacts/evaluation.json").read_text())
     assert evaluation["rows"] == 3000
     assert evaluation["auroc"] > 0.85
-    assert (Path("artifacts/model") / "weights.safetensors").exists()
+    assert (Path("artifacts/candidate") / "weights.safetensors").exists()
+    assert "Decision: approved" in result.output
     assert not Path("artifacts/checkpoints/pretrain.ckpt").exists()
 
     before = _digest(Path("artifacts"))
@@ -60,8 +61,10 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 2
     assert "recent.parquet" in result.output and "'amount'" in result.output
-    assert "NaN" in result.output
+    assert "expect_column_values_to_not_be_null" in result.output
     assert _digest(Path("artifacts")) == before
+    quarantined = list(Path("data/quarantine").glob("recent-*/recent.parquet"))
+    assert len(quarantined) == 1 and not Path("data/recent.parquet").exists()
 
 
 def test_threshold_is_refitted_without_retraining(
@@ -70,14 +73,14 @@ def test_threshold_is_refitted_without_retraining(
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text(SMALL)
     assert runner.invoke(app, ["run"]).exit_code == 0
-    weights = Path("artifacts/model/weights.safetensors").read_bytes()
+    weights = Path("artifacts/candidate/weights.safetensors").read_bytes()
     Path("params.yaml").write_text(SMALL + "threshold: {method: alert_rate, alert_rate: 0.1}\n")
 
     result = runner.invoke(app, ["threshold", "--data", "data/holdout.parquet"])
 
     assert result.exit_code == 0, result.output
-    assert Path("artifacts/model/weights.safetensors").read_bytes() == weights
-    meta = json.loads(Path("artifacts/model/detector.json").read_text())
+    assert Path("artifacts/candidate/weights.safetensors").read_bytes() == weights
+    meta = json.loads(Path("artifacts/candidate/detector.json").read_text())
     assert (
         "alert_rate" in result.output
         and meta["threshold"]

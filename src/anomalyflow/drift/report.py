@@ -7,7 +7,6 @@ assets inlined, opens offline) and the JSON snapshot are written beside it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from anomalyflow.params import DriftParams
+from anomalyflow.telemetry import disable_telemetry
 
 SCORE_COLUMN = "anomaly_score"
 
@@ -60,7 +60,7 @@ def detect_drift(
             where both frames have them.
         params: the share of drifted feature columns that counts as drift.
     """
-    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's telemetry
+    disable_telemetry()
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
 

@@ -7,7 +7,6 @@ repository, so people can read and edit it by hand; it is only rebuilt on reques
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 
 from anomalyflow.data.schema import Schema
 from anomalyflow.params import ValidationParams
+from anomalyflow.telemetry import disable_telemetry
 
 SUITE = "incoming_batch"
 _SOURCE, _ASSET, _BATCH = "anomalyflow", "incoming_batch", "whole_batch"
@@ -190,7 +190,7 @@ def _context(project_dir: Path) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    disable_telemetry()
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context

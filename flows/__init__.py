@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of :mod:`anomalyflow.steps` with retries and artifacts."""

@@ -1,0 +1,125 @@
+"""The retraining flow: validate, check drift, pretrain, fine-tune, evaluate, gate, register.
+
+Each task wraps one plain function of :mod:`anomalyflow.steps` and adds only a name,
+retries where a retry can help, and Prefect artifacts people see in the UI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from anomalyflow import steps
+from anomalyflow.data.loaders import read_table
+from anomalyflow.jobs import SYNTHETIC_SCHEMA, ensure_default_data
+from anomalyflow.params import load_params
+from anomalyflow.paths import ArtifactPaths
+
+
+@dataclass
+class RunSummary:
+    """What the terminal summary and the Prefect artifacts show."""
+
+    outcome: str  # approved | rejected-by-gate | skipped
+    reason: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    production_metrics: dict[str, float] | None = None
+    registered: str | None = None
+    reports: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+validate = task(steps.validate, name="validate", cache_policy=NO_CACHE)
+check_drift = task(steps.check_drift, name="check-drift", cache_policy=NO_CACHE)
+pretrain = task(steps.pretrain, name="pretrain", cache_policy=NO_CACHE)
+finetune = task(steps.finetune, name="fine-tune", cache_policy=NO_CACHE)
+evaluate = task(steps.evaluate_candidate, name="evaluate", cache_policy=NO_CACHE)
+gate = task(steps.gate, name="gate", cache_policy=NO_CACHE)
+register = task(
+    steps.register, name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1
+)
+
+KEY_METRICS = ("auprc", "auroc", "precision", "recall", "precision_at_alert_budget")
+
+
+@flow(name="retrain", log_prints=False)
+def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSummary:
+    """Retrain on an incoming batch (the built-in recent data by default)."""
+    params = load_params(params_file)
+    paths = ArtifactPaths.from_params(params.paths)
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+    if batch is None:
+        ensure_default_data(params, paths)
+    batch_path = Path(batch) if batch else paths.recent
+    clock["prepare"] = _lap(started)
+
+    validation = validate(batch_path, params, paths)
+    clock["validate"] = _lap(started, clock)
+    table = read_table(batch_path, SYNTHETIC_SCHEMA)
+    drift = check_drift(table, params, paths)
+    clock["drift"] = _lap(started, clock)
+    reports = {"data_docs": str(validation.data_docs), "drift": str(drift.html)}
+    need = steps.training_need(drift, steps.file_digest(batch_path), params, paths)
+    if not need.train:
+        summary = RunSummary("skipped", need.reason, reports=reports, seconds=clock)
+        _publish(summary)
+        return summary
+
+    backbone, reused = pretrain(params, paths)
+    clock["pretrain (reused)" if reused else "pretrain"] = _lap(started, clock)
+    candidate = finetune(backbone, table, batch_path, params, paths)
+    clock["fine-tune"] = _lap(started, clock)
+    report, production, comparison = evaluate(candidate, params, paths)
+    clock["evaluate"] = _lap(started, clock)
+    decision, record = gate(
+        report, production, comparison, candidate, params, paths, str(flow_run.get_id())
+    )
+    steps.record_training(steps.file_digest(batch_path), params, paths)
+    registered = str(register(record, paths)) if decision.approved else None
+    clock["gate and register"] = _lap(started, clock)
+    failed = [r.rule for r in decision.rules if not r.passed]
+    summary = RunSummary(
+        outcome="approved" if decision.approved else "rejected-by-gate",
+        reason=need.reason if decision.approved else "failed: " + ", ".join(failed),
+        metrics={k: float(getattr(report, k)) for k in KEY_METRICS},
+        production_metrics=None
+        if production is None
+        else {k: float(getattr(production, k)) for k in KEY_METRICS},
+        registered=registered,
+        reports=reports | {"decision": str(paths.decision)},
+        seconds=clock,
+    )
+    _publish(summary)
+    return summary
+
+
+def _lap(started: float, clock: dict[str, float] | None = None) -> float:
+    return time.perf_counter() - started - sum((clock or {}).values())
+
+
+def _publish(summary: RunSummary) -> None:
+    """A markdown summary and a metrics table in the Prefect UI."""
+    lines = [f"# Retraining: {summary.outcome}", "", summary.reason, ""]
+    lines += [f"- {name}: `{path}`" for name, path in summary.reports.items()]
+    create_markdown_artifact(key="retrain-summary", markdown="\n".join(lines))
+    if summary.metrics:
+        create_table_artifact(
+            key="retrain-metrics",
+            table=[
+                {
+                    "metric": k,
+                    "candidate": round(v, 4),
+                    "production": None
+                    if summary.production_metrics is None
+                    else round(summary.production_metrics[k], 4),
+                }
+                for k, v in summary.metrics.items()
+            ],
+        )

@@ -1,0 +1,340 @@
+"""The retraining pipeline's steps as plain functions: no Prefect, no DVC.
+
+``flows/retrain.py`` wraps each in a Prefect task and ``dvc.yaml`` runs each through
+``anomalyflow <step>``; both call these same functions. Every step reads and writes
+the files named in :mod:`anomalyflow.paths`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomalyflow.data.loaders import Table, read_table
+from anomalyflow.data.schema import InputError, Schema
+from anomalyflow.data.splits import stratified_split, time_split
+from anomalyflow.detector import AnomalyDetector
+from anomalyflow.drift.report import SCORE_COLUMN, DriftResult, detect_drift
+from anomalyflow.evaluation.gates import (
+    GateDecision,
+    PairedComparison,
+    apply_policy,
+    compare_on_holdout,
+)
+from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_report
+from anomalyflow.jobs import CALIBRATION_SHARE, SYNTHETIC_SCHEMA, settings_from
+from anomalyflow.params import Params
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.validation.suite import (
+    DataValidationError,
+    ValidationResult,
+    build_suite,
+    suite_exists,
+    validate_batch,
+)
+
+
+@dataclass(frozen=True)
+class TrainingNeed:
+    """Whether this run should train, and the reason people will read."""
+
+    train: bool
+    reason: str
+
+
+def file_digest(path: Path) -> str:
+    """MD5 of a file, the hash DVC records for it."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate(
+    batch: Path, params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
+) -> ValidationResult:
+    """Validate an incoming batch; a failing batch goes to quarantine with its report.
+
+    The suite is built from the reference data the first time and then only read, so
+    hand edits to ``gx/expectations/`` stick.
+    """
+    project = Path(params.validation.project_dir)
+    if not suite_exists(project):
+        reference = read_table(paths.history, schema.without_label()).frame
+        assert reference is not None
+        build_suite(project, schema, reference, params.validation)
+    try:
+        frame = pd.read_parquet(batch) if batch.suffix != ".csv" else pd.read_csv(batch)
+    except (OSError, ValueError) as error:
+        raise InputError(batch, None, f"cannot be read ({error})") from error
+    try:
+        return validate_batch(project, frame, batch)
+    except DataValidationError as error:
+        quarantine(batch, error, paths)
+        raise
+
+
+def quarantine(batch: Path, error: DataValidationError, paths: ArtifactPaths) -> Path:
+    """Move a rejected batch, with its validation report, out of the incoming path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder = paths.quarantine / f"{batch.stem}-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = {
+        "source": str(batch),
+        "evaluated": error.result.evaluated,
+        "failures": [asdict(f) | {"message": f.describe()} for f in error.result.failures],
+        "data_docs": str(error.result.data_docs) if error.result.data_docs else None,
+    }
+    _write_json(folder / "validation.json", report)
+    shutil.move(str(batch), folder / batch.name)
+    return folder
+
+
+def check_drift(
+    batch: Table, params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
+) -> DriftResult:
+    """Drift of the batch against the reference (the data production was trained on)."""
+    reference = read_table(paths.history, schema.without_label()).frame
+    assert reference is not None and batch.frame is not None
+    current = batch.frame
+    production = load_production(paths)
+    if production is not None:
+        reference = reference.assign(
+            **{
+                SCORE_COLUMN: production.decision_function(
+                    reference[list(schema.features)].to_numpy(np.float32)
+                )
+            }
+        )
+        current = current.assign(**{SCORE_COLUMN: production.decision_function(batch.x)})
+    return detect_drift(
+        reference, current, schema.features, params.drift, paths.drift, label=schema.label
+    )
+
+
+def training_need(
+    drift: DriftResult, batch_digest: str, params: Params, paths: ArtifactPaths
+) -> TrainingNeed:
+    """Train on the first run, on changed params, drift or new labels; not in cooldown."""
+    if not paths.state.exists() or not paths.candidate.exists():
+        return TrainingNeed(True, "no model trained yet")
+    state = json.loads(paths.state.read_text())
+    if state.get("params_digest") != params_digest(params):
+        return TrainingNeed(True, "params changed since the last training")
+    hours = (time.time() - float(state["trained_at"])) / 3600.0
+    if hours < params.drift.cooldown_hours and not params.drift.ignore_cooldown:
+        return TrainingNeed(
+            False, f"cooldown: last trained {hours:.1f} h ago (< {params.drift.cooldown_hours} h)"
+        )
+    if drift.drift_detected:
+        return TrainingNeed(
+            True, f"drift in {len(drift.drifted_columns)} columns ({drift.share_drifted:.0%})"
+        )
+    if state.get("batch_digest") != batch_digest:
+        return TrainingNeed(True, "new labeled batch")
+    return TrainingNeed(False, "no drift and no new labels")
+
+
+def pretrain(
+    params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
+) -> tuple[AnomalyDetector, bool]:
+    """Reuse the versioned backbone unless params or the reference data changed.
+
+    Returns:
+        The backbone detector and whether it was reused.
+    """
+    fingerprint = _pretrain_fingerprint(params, paths)
+    if (paths.backbone / "detector.json").exists():
+        saved = AnomalyDetector.load(paths.backbone, params.runtime)
+        if saved.lineage_.get("pretrain_fingerprint") == fingerprint:
+            return saved, True
+    reference = read_table(paths.history, schema.without_label())
+    detector = AnomalyDetector(settings_from(params))
+    detector.pretrain(reference.x, schema.features, paths.checkpoints)
+    detector.lineage_ = {
+        "pretrain_fingerprint": fingerprint,
+        "reference_md5": file_digest(paths.history),
+    }
+    # The backbone alone is the label-free detector; its threshold needs no labels.
+    detector.settings = replace(
+        detector.settings, threshold=replace(params.threshold, method="alert_rate")
+    )
+    detector.refit_threshold(reference.x, None)
+    detector.save(paths.backbone)
+    return detector, False
+
+
+def finetune(
+    backbone: AnomalyDetector,
+    batch: Table,
+    batch_path: Path,
+    params: Params,
+    paths: ArtifactPaths,
+    schema: Schema = SYNTHETIC_SCHEMA,
+) -> AnomalyDetector:
+    """Fine-tune from the backbone on the batch's labels; threshold on its latest rows."""
+    assert batch.y is not None
+    if not (batch.y == 1).any():
+        raise InputError(batch_path, schema.label, "no labeled anomaly (1) to fine-tune on")
+    if schema.timestamp and batch.frame is not None:
+        fit_rows, calibration_rows = time_split(
+            batch.frame[schema.timestamp].to_numpy(), CALIBRATION_SHARE
+        )
+    else:
+        fit_rows, calibration_rows = stratified_split(
+            batch.y, CALIBRATION_SHARE, params.runtime.seed
+        )
+    candidate = AnomalyDetector.load(paths.backbone, params.runtime)
+    candidate.settings = settings_from(params)
+    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], paths.checkpoints)
+    candidate.refit_threshold(batch.x[calibration_rows], batch.y[calibration_rows])
+    candidate.lineage_ = backbone.lineage_ | {
+        "batch_md5": file_digest(batch_path),
+        "backbone_weights_md5": file_digest(paths.backbone / "weights.safetensors"),
+    }
+    candidate.save(paths.candidate)
+    return candidate
+
+
+def evaluate_candidate(
+    candidate: AnomalyDetector,
+    params: Params,
+    paths: ArtifactPaths,
+    schema: Schema = SYNTHETIC_SCHEMA,
+) -> tuple[EvaluationReport, EvaluationReport | None, PairedComparison | None]:
+    """Score the candidate and, when one exists, production on the frozen holdout."""
+    holdout = read_table(paths.holdout, schema)
+    assert holdout.y is not None
+    scores = candidate.decision_function(holdout.x)
+    report = evaluate(
+        holdout.y, scores, candidate.threshold_, params.evaluation, seed=params.runtime.seed
+    )
+    write_report(report, paths.evaluation)
+    production = load_production(paths)
+    if production is None:
+        return report, None, None
+    production_scores = production.decision_function(holdout.x)
+    production_report = evaluate(
+        holdout.y,
+        production_scores,
+        production.threshold_,
+        params.evaluation,
+        seed=params.runtime.seed,
+    )
+    comparison = compare_on_holdout(
+        holdout.y,
+        scores,
+        production_scores,
+        params.gate.bootstrap_samples,
+        params.gate.confidence_level,
+        params.runtime.seed,
+    )
+    return report, production_report, comparison
+
+
+def gate(
+    report: EvaluationReport,
+    production: EvaluationReport | None,
+    comparison: PairedComparison | None,
+    candidate: AnomalyDetector,
+    params: Params,
+    paths: ArtifactPaths,
+    run_id: str | None,
+) -> tuple[GateDecision, dict[str, Any]]:
+    """Apply the promotion policy and write the decision record."""
+    decision = apply_policy(report, comparison, params.gate)
+    record = decision.to_dict() | {
+        "decided_at": datetime.now(UTC).isoformat(),
+        "candidate_metrics": report.to_dict(),
+        "production_metrics": production.to_dict() if production else None,
+        "lineage": candidate.lineage_
+        | {
+            "candidate_weights_md5": file_digest(paths.candidate / "weights.safetensors"),
+            "holdout_md5": file_digest(paths.holdout),
+        },
+        "params": asdict(params),
+        "git_commit": _git_commit(),
+        "prefect_run_id": run_id,
+    }
+    _write_json(paths.decision, record)
+    return decision, record
+
+
+def register(record: dict[str, Any], paths: ArtifactPaths) -> Path:
+    """Copy the approved candidate and its decision record into the registry folder."""
+    version = (
+        datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        + "-"
+        + record["lineage"]["candidate_weights_md5"][:8]
+    )
+    target: Path = paths.registry / "candidates" / version
+    staging = Path(tempfile.mkdtemp(prefix=".register-", dir=paths.artifacts_dir))
+    shutil.copytree(paths.candidate, staging / "model")
+    _write_json(staging / "decision.json", record)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, target)
+    return target
+
+
+def record_training(batch_digest: str, params: Params, paths: ArtifactPaths) -> None:
+    """Remember what this run trained on, for the next run's skip rules."""
+    _write_json(
+        paths.state,
+        {
+            "batch_digest": batch_digest,
+            "trained_at": time.time(),
+            "params_digest": params_digest(params),
+        },
+    )
+
+
+def params_digest(params: Params) -> str:
+    """Hash of every knob, to notice a changed ``params.yaml``."""
+    return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()
+
+
+def load_production(paths: ArtifactPaths) -> AnomalyDetector | None:
+    """The production model, where the registry has one."""
+    model = paths.production / "model"
+    return AnomalyDetector.load(model) if (model / "detector.json").exists() else None
+
+
+def _pretrain_fingerprint(params: Params, paths: ArtifactPaths) -> str:
+    settings = {
+        "model": asdict(params.model),
+        "pretrain": asdict(params.pretrain),
+        "seed": params.runtime.seed,
+        "reference": file_digest(paths.history),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(payload, stream, indent=2, default=str)
+    os.replace(partial, path)
