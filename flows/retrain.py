@@ -35,14 +35,14 @@ class RunSummary:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-validate = task(steps.validate, name="validate", cache_policy=NO_CACHE)
-check_drift = task(steps.check_drift, name="check-drift", cache_policy=NO_CACHE)
-pretrain = task(steps.pretrain, name="pretrain", cache_policy=NO_CACHE)
-finetune = task(steps.finetune, name="fine-tune", cache_policy=NO_CACHE)
-evaluate = task(steps.evaluate_candidate, name="evaluate", cache_policy=NO_CACHE)
-gate = task(steps.gate, name="gate", cache_policy=NO_CACHE)
-register = task(
-    steps.register, name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1
+validate = task(name="validate", cache_policy=NO_CACHE)(steps.validate)
+check_drift = task(name="check-drift", cache_policy=NO_CACHE)(steps.check_drift)
+pretrain = task(name="pretrain", cache_policy=NO_CACHE)(steps.pretrain)
+finetune = task(name="fine-tune", cache_policy=NO_CACHE)(steps.finetune)
+evaluate = task(name="evaluate", cache_policy=NO_CACHE)(steps.evaluate_candidate)
+gate = task(name="gate", cache_policy=NO_CACHE)(steps.gate)
+register = task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
+    steps.register
 )
 
 KEY_METRICS = ("auprc", "auroc", "precision", "recall", "precision_at_alert_budget")

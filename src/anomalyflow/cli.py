@@ -80,6 +80,21 @@ def run(
         typer.echo(f"Report ({name}): {path}")
 
 
+@app.command()
+def pretrain(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """The pretraining flow alone: refresh the backbone if params or reference changed."""
+    params = _load(params_path)
+    _configure(params)
+    from flows.pretrain import pretrain_flow
+
+    try:
+        reused = pretrain_flow(params_file=str(params_path))
+    except InputError as error:
+        _fail(str(error))
+    state = "unchanged, reused" if reused else "pretrained"
+    typer.echo(f"Backbone {state}: {params.paths.artifacts_dir}/backbone")
+
+
 @app.command("generate")
 def generate(
     params_path: ParamsOption = Path("params.yaml"),
