@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +12,12 @@ import pytest
 
 from anomalyflow.detector import DetectorSettings
 from anomalyflow.params import Params
+
+# Flows under test talk to Prefect's ephemeral API with a database of their own, never
+# the developer's ~/.prefect; set before any test imports prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="anomalyflow-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"

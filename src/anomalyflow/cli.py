@@ -14,6 +14,7 @@ import typer
 
 from anomalyflow.data.schema import InputError
 from anomalyflow.params import Params, ParamsError, load_params
+from anomalyflow.paths import ArtifactPaths
 from anomalyflow.telemetry import disable_telemetry
 
 app = typer.Typer(
@@ -35,6 +36,13 @@ def _load(path: Path) -> Params:
 def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _stage(params_path: Path) -> tuple[Params, ArtifactPaths]:
+    """Params and paths for a pipeline step run on its own (as a DVC stage does)."""
+    params = _load(params_path)
+    _configure(params)
+    return params, ArtifactPaths.from_params(params.paths)
 
 
 def _configure(params: Params) -> None:
@@ -78,6 +86,13 @@ def run(
     typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
     for name, path in summary.reports.items():
         typer.echo(f"Report ({name}): {path}")
+    from anomalyflow.versioning import record_run
+
+    ledger = record_run()
+    if ledger is None:
+        typer.echo("DVC: not a DVC repository here; nothing recorded.")
+    else:
+        typer.echo(f"DVC: recorded {ledger.lock}, pushed {ledger.pushed} files to the remote.")
 
 
 @app.command()
@@ -93,6 +108,95 @@ def pretrain(params_path: ParamsOption = Path("params.yaml")) -> None:
         _fail(str(error))
     state = "unchanged, reused" if reused else "pretrained"
     typer.echo(f"Backbone {state}: {params.paths.artifacts_dir}/backbone")
+
+
+@app.command()
+def validate(
+    data: Annotated[Path | None, typer.Option(help="Batch; default: the recent data.")] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Validate a batch with the Great Expectations suite (a failing batch is quarantined)."""
+    from anomalyflow import steps
+    from anomalyflow.validation.suite import DataValidationError
+
+    params, paths = _stage(params_path)
+    try:
+        result = steps.validate(data or paths.recent, params, paths)
+    except (DataValidationError, InputError) as error:
+        _fail(str(error))
+    typer.echo(f"{result.evaluated} expectations passed; Data Docs: {result.data_docs}")
+
+
+@app.command()
+def drift(
+    data: Annotated[Path | None, typer.Option(help="Batch; default: the recent data.")] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Evidently drift of a batch against the reference; HTML and JSON reports."""
+    from anomalyflow import steps
+    from anomalyflow.data.loaders import read_table
+    from anomalyflow.jobs import SYNTHETIC_SCHEMA
+
+    params, paths = _stage(params_path)
+    try:
+        result = steps.check_drift(
+            read_table(data or paths.recent, SYNTHETIC_SCHEMA), params, paths
+        )
+    except InputError as error:
+        _fail(str(error))
+    verdict = "drift" if result.drift_detected else "no drift"
+    typer.echo(
+        f"{verdict}: {result.share_drifted:.0%} of features drifted "
+        f"{list(result.drifted_columns)}; report: {result.html}"
+    )
+
+
+@app.command()
+def finetune(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """Fine-tune the candidate from the versioned backbone on the recent labels."""
+    from anomalyflow import steps
+    from anomalyflow.data.loaders import read_table
+    from anomalyflow.detector import AnomalyDetector
+    from anomalyflow.jobs import SYNTHETIC_SCHEMA
+
+    params, paths = _stage(params_path)
+    try:
+        backbone = AnomalyDetector.load(paths.backbone, params.runtime)
+        batch = read_table(paths.recent, SYNTHETIC_SCHEMA)
+        steps.finetune(backbone, batch, paths.recent, params, paths)
+    except InputError as error:
+        _fail(str(error))
+    typer.echo(f"Candidate: {paths.candidate}")
+
+
+@app.command()
+def evaluate(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """Evaluate the candidate (and production, if any) on the frozen holdout."""
+    from anomalyflow import steps
+    from anomalyflow.detector import AnomalyDetector
+
+    params, paths = _stage(params_path)
+    candidate = AnomalyDetector.load(paths.candidate, params.runtime)
+    report, _, _ = steps.evaluate_candidate(candidate, params, paths)
+    typer.echo(f"AUPRC {report.auprc:.4f}, AUROC {report.auroc:.4f}: {paths.evaluation}")
+
+
+@app.command()
+def gate(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """Apply the promotion policy to the evaluated candidate; write the decision record."""
+    from anomalyflow import steps
+    from anomalyflow.detector import AnomalyDetector
+
+    params, paths = _stage(params_path)
+    candidate = AnomalyDetector.load(paths.candidate, params.runtime)
+    report, production, comparison = steps.read_evaluation(paths)
+    decision, _ = steps.gate(report, production, comparison, candidate, params, paths, None)
+    for rule in decision.rules:
+        typer.echo(
+            f"  {'pass' if rule.passed else 'FAIL'}  {rule.rule}: {rule.value} "
+            f"(threshold {rule.threshold}) {rule.note}"
+        )
+    typer.echo(f"Decision: {'approved' if decision.approved else 'rejected'}; {paths.decision}")
 
 
 @app.command("generate")

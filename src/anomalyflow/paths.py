@@ -49,6 +49,20 @@ class ArtifactPaths:
         return self.artifacts_dir / "candidate"
 
     @property
+    def validation(self) -> Path:
+        return self.artifacts_dir / "validation.json"
+
+    @property
+    def plots(self) -> Path:
+        """PR and ROC curves of the candidate on the holdout, for ``dvc plots``."""
+        return self.artifacts_dir / "plots"
+
+    @property
+    def comparison(self) -> Path:
+        """Production's metrics on the same holdout and the paired comparison."""
+        return self.artifacts_dir / "comparison.json"
+
+    @property
     def decision(self) -> Path:
         return self.artifacts_dir / "decision.json"
 

@@ -27,6 +27,7 @@ from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.data.splits import stratified_split, time_split
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.drift.report import SCORE_COLUMN, DriftResult, detect_drift
+from anomalyflow.evaluation.curves import write_curves
 from anomalyflow.evaluation.gates import (
     GateDecision,
     PairedComparison,
@@ -81,10 +82,20 @@ def validate(
     except (OSError, ValueError) as error:
         raise InputError(batch, None, f"cannot be read ({error})") from error
     try:
-        return validate_batch(project, frame, batch)
+        result = validate_batch(project, frame, batch)
     except DataValidationError as error:
         quarantine(batch, error, paths)
         raise
+    _write_json(
+        paths.validation,
+        {
+            "source": str(batch),
+            "success": result.success,
+            "evaluated": result.evaluated,
+            "data_docs": str(result.data_docs),
+        },
+    )
+    return result
 
 
 def quarantine(batch: Path, error: DataValidationError, paths: ArtifactPaths) -> Path:
@@ -120,9 +131,18 @@ def check_drift(
             }
         )
         current = current.assign(**{SCORE_COLUMN: production.decision_function(batch.x)})
-    return detect_drift(
+    result = detect_drift(
         reference, current, schema.features, params.drift, paths.drift, label=schema.label
     )
+    summary = {
+        "drift_detected": result.drift_detected,
+        "share_drifted": result.share_drifted,
+        "drifted_columns": list(result.drifted_columns),
+        "score_drift": asdict(result.score_drift) if result.score_drift else None,
+        "label_drift": asdict(result.label_drift) if result.label_drift else None,
+    }
+    _write_json(paths.drift / "summary.json", summary)
+    return result
 
 
 def training_need(
@@ -223,26 +243,45 @@ def evaluate_candidate(
         holdout.y, scores, candidate.threshold_, params.evaluation, seed=params.runtime.seed
     )
     write_report(report, paths.evaluation)
+    write_curves(holdout.y, scores, paths.plots)
     production = load_production(paths)
-    if production is None:
-        return report, None, None
-    production_scores = production.decision_function(holdout.x)
-    production_report = evaluate(
-        holdout.y,
-        production_scores,
-        production.threshold_,
-        params.evaluation,
-        seed=params.runtime.seed,
-    )
-    comparison = compare_on_holdout(
-        holdout.y,
-        scores,
-        production_scores,
-        params.gate.bootstrap_samples,
-        params.gate.confidence_level,
-        params.runtime.seed,
+    production_report, comparison = None, None
+    if production is not None:
+        production_scores = production.decision_function(holdout.x)
+        production_report = evaluate(
+            holdout.y,
+            production_scores,
+            production.threshold_,
+            params.evaluation,
+            seed=params.runtime.seed,
+        )
+        comparison = compare_on_holdout(
+            holdout.y,
+            scores,
+            production_scores,
+            params.gate.bootstrap_samples,
+            params.gate.confidence_level,
+            params.runtime.seed,
+        )
+    _write_json(
+        paths.comparison,
+        {
+            "production": production_report.to_dict() if production_report else None,
+            "comparison": asdict(comparison) if comparison else None,
+        },
     )
     return report, production_report, comparison
+
+
+def read_evaluation(
+    paths: ArtifactPaths,
+) -> tuple[EvaluationReport, EvaluationReport | None, PairedComparison | None]:
+    """What :func:`evaluate_candidate` wrote, for a gate run on its own (DVC stage)."""
+    report = EvaluationReport(**json.loads(paths.evaluation.read_text()))
+    saved = json.loads(paths.comparison.read_text())
+    production = EvaluationReport(**saved["production"]) if saved["production"] else None
+    comparison = PairedComparison(**saved["comparison"]) if saved["comparison"] else None
+    return report, production, comparison
 
 
 def gate(

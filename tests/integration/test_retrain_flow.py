@@ -1,0 +1,52 @@
+"""The retraining flow's skip rules: cheap runs when nothing changed, reuse of the backbone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anomalyflow.cli import app
+from tests.integration.test_main_job import SMALL
+
+runner = CliRunner()
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+    first = runner.invoke(app, ["run"])
+    assert first.exit_code == 0, first.output
+    backbone = _md5(Path("artifacts/backbone/weights.safetensors"))
+    decision = json.loads(Path("artifacts/decision.json").read_text())
+    assert decision["lineage"]["reference_md5"] == _md5(Path("data/history.parquet"))
+    assert decision["prefect_run_id"]
+    assert [r["rule"] for r in decision["rules"]] == [
+        "auprc_floor",
+        "precision_at_alert_budget_floor",
+        "not_worse_than_production",
+    ]
+
+    again = runner.invoke(app, ["run"])
+    assert again.exit_code == 0, again.output
+    assert "Decision: skipped (cooldown" in again.output
+    assert "pretrain" not in again.output.split("Time per step:")[1].split("\n")[0]
+
+    Path("params.yaml").write_text(SMALL.replace("max_epochs: 5", "max_epochs: 4"))
+    changed = runner.invoke(app, ["run"])
+    assert changed.exit_code == 0, changed.output
+    assert "params changed" in changed.output
+    assert "pretrain (reused)" in changed.output
+    assert _md5(Path("artifacts/backbone/weights.safetensors")) == backbone
+    registered = list(Path("artifacts/registry/candidates").iterdir())
+    assert len(registered) == 2
+    assert all((r / "decision.json").exists() and (r / "model").is_dir() for r in registered)
