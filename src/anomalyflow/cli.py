@@ -86,9 +86,12 @@ def run(
     typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
     for name, path in summary.reports.items():
         typer.echo(f"Report ({name}): {path}")
-    from anomalyflow.versioning import record_run
+    from anomalyflow.versioning import LedgerError, record_run
 
-    ledger = record_run()
+    try:
+        ledger = record_run()
+    except LedgerError as error:
+        _fail(str(error))
     if ledger is None:
         typer.echo("DVC: not a DVC repository here; nothing recorded.")
     else:
@@ -113,6 +116,10 @@ def pretrain(params_path: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def validate(
     data: Annotated[Path | None, typer.Option(help="Batch; default: the recent data.")] = None,
+    rebuild_suite: Annotated[
+        bool,
+        typer.Option(help="Rebuild gx/expectations from the reference data (drops hand edits)."),
+    ] = False,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Validate a batch with the Great Expectations suite (a failing batch is quarantined)."""
@@ -121,7 +128,7 @@ def validate(
 
     params, paths = _stage(params_path)
     try:
-        result = steps.validate(data or paths.recent, params, paths)
+        result = steps.validate(data or paths.recent, params, paths, rebuild_suite=rebuild_suite)
     except (DataValidationError, InputError) as error:
         _fail(str(error))
     typer.echo(f"{result.evaluated} expectations passed; Data Docs: {result.data_docs}")

@@ -65,15 +65,19 @@ def file_digest(path: Path) -> str:
 
 
 def validate(
-    batch: Path, params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
+    batch: Path,
+    params: Params,
+    paths: ArtifactPaths,
+    schema: Schema = SYNTHETIC_SCHEMA,
+    rebuild_suite: bool = False,
 ) -> ValidationResult:
     """Validate an incoming batch; a failing batch goes to quarantine with its report.
 
-    The suite is built from the reference data the first time and then only read, so
-    hand edits to ``gx/expectations/`` stick.
+    The suite is built from the reference data the first time (or with
+    ``rebuild_suite``) and then only read, so hand edits to ``gx/expectations/`` stick.
     """
     project = Path(params.validation.project_dir)
-    if not suite_exists(project):
+    if rebuild_suite or not suite_exists(project):
         reference = read_table(paths.history, schema.without_label()).frame
         assert reference is not None
         build_suite(project, schema, reference, params.validation)

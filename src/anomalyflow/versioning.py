@@ -27,9 +27,17 @@ def record_run(root: Path = Path(".")) -> LedgerEntry | None:
     if not (root / "dvc.yaml").exists() or not (root / ".dvc").is_dir():
         return None
     disable_telemetry()
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        repo.commit(force=True)
-        pushed = repo.push() if repo.config["core"].get("remote") else 0
+    try:
+        with Repo(str(root)) as repo:
+            repo.commit(force=True)
+            pushed = repo.push() if repo.config["core"].get("remote") else 0
+    except DvcException as error:
+        raise LedgerError(f"DVC could not record the run: {error}") from error
     return LedgerEntry(root / "dvc.lock", int(pushed))
+
+
+class LedgerError(RuntimeError):
+    """DVC failed to record or push a run (the run's artifacts are still in place)."""
