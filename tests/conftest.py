@@ -18,6 +18,8 @@ from anomalyflow.params import Params
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="anomalyflow-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The ephemeral server logs its shutdown after pytest closed the captured streams.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]
 ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
