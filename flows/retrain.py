@@ -41,6 +41,7 @@ pretrain = task(name="pretrain", cache_policy=NO_CACHE)(steps.pretrain)
 finetune = task(name="fine-tune", cache_policy=NO_CACHE)(steps.finetune)
 evaluate = task(name="evaluate", cache_policy=NO_CACHE)(steps.evaluate_candidate)
 gate = task(name="gate", cache_policy=NO_CACHE)(steps.gate)
+build_report = task(name="report", cache_policy=NO_CACHE)(steps.build_report)
 register = task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
     steps.register
 )
@@ -84,6 +85,8 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     steps.record_training(steps.file_digest(batch_path), params, paths)
     registered = str(register(record, paths)) if decision.approved else None
     clock["gate and register"] = _lap(started, clock)
+    page = build_report(params, paths)
+    clock["report"] = _lap(started, clock)
     failed = [r.rule for r in decision.rules if not r.passed]
     summary = RunSummary(
         outcome="approved" if decision.approved else "rejected-by-gate",
@@ -93,7 +96,7 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
         if production is None
         else {k: float(getattr(production, k)) for k in KEY_METRICS},
         registered=registered,
-        reports=reports | {"decision": str(paths.decision)},
+        reports={"review page": str(page)} | reports | {"decision": str(paths.decision)},
         seconds=clock,
     )
     _publish(summary)

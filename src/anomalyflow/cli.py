@@ -206,6 +206,25 @@ def gate(params_path: ParamsOption = Path("params.yaml")) -> None:
     typer.echo(f"Decision: {'approved' if decision.approved else 'rejected'}; {paths.decision}")
 
 
+@app.command()
+def report(
+    open_page: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write the review page of the latest run (evaluation, drift, decision, lineage)."""
+    from anomalyflow import steps
+
+    params, paths = _stage(params_path)
+    if not (paths.candidate / "detector.json").exists():
+        _fail(f"no trained candidate in {paths.candidate}; run `anomalyflow run` first")
+    page = steps.build_report(params, paths)
+    typer.echo(f"Report: {page}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
 @app.command("generate")
 def generate(
     params_path: ParamsOption = Path("params.yaml"),

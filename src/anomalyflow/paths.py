@@ -49,6 +49,11 @@ class ArtifactPaths:
         return self.artifacts_dir / "candidate"
 
     @property
+    def reports(self) -> Path:
+        """One folder per run with the review page (``index.html``)."""
+        return self.artifacts_dir / "reports"
+
+    @property
     def validation(self) -> Path:
         return self.artifacts_dir / "validation.json"
 

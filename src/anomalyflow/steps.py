@@ -34,10 +34,12 @@ from anomalyflow.evaluation.gates import (
     apply_policy,
     compare_on_holdout,
 )
-from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_report
+from anomalyflow.evaluation.metrics import EvaluationReport, evaluate
+from anomalyflow.evaluation.metrics import write_report as write_evaluation
 from anomalyflow.jobs import CALIBRATION_SHARE, SYNTHETIC_SCHEMA, settings_from
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
+from anomalyflow.reports.index import ReportInputs, write_report
 from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
@@ -246,7 +248,7 @@ def evaluate_candidate(
     report = evaluate(
         holdout.y, scores, candidate.threshold_, params.evaluation, seed=params.runtime.seed
     )
-    write_report(report, paths.evaluation)
+    write_evaluation(report, paths.evaluation)
     write_curves(holdout.y, scores, paths.plots)
     production = load_production(paths)
     production_report, comparison = None, None
@@ -381,3 +383,33 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     with os.fdopen(handle, "w") as stream:
         json.dump(payload, stream, indent=2, default=str)
     os.replace(partial, path)
+
+
+def build_report(params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA) -> Path:
+    """Write this run's review page (``artifacts/reports/<time>/index.html``)."""
+    folder = paths.reports / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    drift_html = None
+    if (paths.drift / "drift.html").exists():  # copied: the next run overwrites the original
+        drift_html = Path(shutil.copy(paths.drift / "drift.html", folder / "drift.html"))
+    data_docs = None
+    if paths.validation.exists():
+        data_docs = Path(json.loads(paths.validation.read_text())["data_docs"])
+    candidate = AnomalyDetector.load(paths.candidate, params.runtime)
+    holdout = read_table(paths.holdout, schema)
+    assert holdout.y is not None
+    inputs = ReportInputs(
+        holdout_labels=holdout.y,
+        holdout_scores=candidate.decision_function(holdout.x),
+        threshold=candidate.threshold_,
+        evaluation=json.loads(paths.evaluation.read_text()),
+        decision=json.loads(paths.decision.read_text()) if paths.decision.exists() else None,
+        drift_summary=_read_json(paths.drift / "summary.json"),
+        drift_html=drift_html,
+        data_docs=data_docs,
+    )
+    return write_report(inputs, folder / "index.html")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None  # type: ignore[no-any-return]
