@@ -225,6 +225,45 @@ def report(
         webbrowser.open(page.resolve().as_uri())
 
 
+@app.command()
+def schedule(
+    cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")],
+    incoming: Annotated[Path, typer.Option(help="Folder where new batches arrive.")] = Path(
+        "data/incoming"
+    ),
+    port: Annotated[int, typer.Option(help="Port of a local server started here.")] = 4200,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serve the retraining flow on a cron schedule through a real Prefect server."""
+    from anomalyflow.scheduling import connect_or_start
+
+    params = _load(params_path)
+    _configure(params)
+    server = connect_or_start(port)
+    where = "started a local Prefect server" if server.process else "using the Prefect server"
+    typer.echo(f"{where} at {server.api_url} (UI at {server.api_url.removesuffix('/api')})")
+    incoming.mkdir(parents=True, exist_ok=True)
+    from flows.schedule import retrain_incoming
+
+    typer.echo(
+        f"Serving 'retrain-incoming' on cron '{cron}', batches from {incoming}; "
+        "Ctrl-C or SIGTERM stops it."
+    )
+    try:
+        retrain_incoming.serve(
+            name="scheduled-retrain",
+            cron=cron,
+            limit=1,
+            parameters={
+                "incoming": str(incoming.resolve()),
+                "processed": str((incoming.parent / "processed").resolve()),
+                "params_file": str(params_path.resolve()),
+            },
+        )
+    finally:
+        server.stop()
+
+
 @app.command("generate")
 def generate(
     params_path: ParamsOption = Path("params.yaml"),
