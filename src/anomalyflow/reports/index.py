@@ -208,4 +208,6 @@ def _relative(target: Path, folder: Path) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
     return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
