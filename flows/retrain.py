@@ -56,8 +56,7 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     paths = ArtifactPaths.from_params(params.paths)
     clock: dict[str, float] = {}
     started = time.perf_counter()
-    if batch is None:
-        ensure_default_data(params, paths)
+    ensure_default_data(params, paths)  # the reference (and holdout) the batch is judged by
     batch_path = Path(batch) if batch else paths.recent
     clock["prepare"] = _lap(started)
 

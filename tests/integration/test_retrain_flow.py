@@ -50,3 +50,35 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     registered = list(Path("artifacts/registry/candidates").iterdir())
     assert len(registered) == 2
     assert all((r / "decision.json").exists() and (r / "model").is_dir() for r in registered)
+
+
+def test_incoming_batches_end_processed_or_quarantined_never_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+    from flows.schedule import retrain_incoming
+
+    from anomalyflow.data import synthetic
+    from anomalyflow.params import load_params
+
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+    data = synthetic.generate(load_params("params.yaml").synthetic)
+    incoming = Path("data/incoming")
+    incoming.mkdir(parents=True)
+    data.recent.to_parquet(incoming / "2026-11-01.parquet")
+    broken = data.recent.assign(is_fraud=data.recent.is_fraud.where(data.recent.index != 0, 7))
+    broken.to_parquet(incoming / "2026-11-02.parquet")
+    pd.DataFrame({"amount": []}).to_csv(incoming / "2026-11-03.csv", index=False)
+
+    outcomes = retrain_incoming(
+        incoming=str(incoming), processed="data/processed", params_file="params.yaml"
+    )
+
+    assert outcomes["2026-11-01.parquet"] == "approved"
+    assert outcomes["2026-11-02.parquet"].startswith("quarantined")
+    assert outcomes["2026-11-03.csv"].startswith("quarantined")
+    assert not list(incoming.iterdir())
+    assert [p.name for p in Path("data/processed").iterdir()] == ["2026-11-01.parquet"]
+    quarantined = {p.name for p in Path("data/quarantine").rglob("2026-11-0*") if p.is_file()}
+    assert quarantined == {"2026-11-02.parquet", "2026-11-03.csv"}
