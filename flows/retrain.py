@@ -74,7 +74,16 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
 
     backbone, reused = pretrain(params, paths)
     clock["pretrain (reused)" if reused else "pretrain"] = _lap(started, clock)
-    candidate = finetune(backbone, table, batch_path, params, paths)
+    seeds = [params.runtime.seed + i for i in range(params.orchestration.finetune_seeds)]
+    if len(seeds) == 1:
+        tuned = [finetune(table, batch_path, params, paths)]
+    else:  # side by side on the flow's task runner (threads, or Dask workers)
+        tuned = [
+            f.result()
+            for f in [finetune.submit(table, batch_path, params, paths, seed) for seed in seeds]
+        ]
+    best = max(tuned, key=lambda t: t.calibration_auprc)
+    candidate = steps.save_candidate(best, backbone, batch_path, paths)
     clock["fine-tune"] = _lap(started, clock)
     report, production, comparison = evaluate(candidate, params, paths)
     clock["evaluate"] = _lap(started, clock)

@@ -65,15 +65,26 @@ def run(
     params = _load(params_path)
     _configure(params)
     from flows.retrain import retrain
+    from flows.runners import task_runner
 
     from anomalyflow.validation.suite import DataValidationError
 
+    server = None
+    if params.orchestration.task_runner == "dask":
+        from anomalyflow.scheduling import connect_or_start
+
+        server = connect_or_start(4200)  # Dask workers must report to a real Prefect API
+        typer.echo(f"Dask task runner; Prefect API at {server.api_url}")
+    flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
-        summary = retrain(batch=str(data) if data else None, params_file=str(params_path))
+        summary = flow(batch=str(data) if data else None, params_file=str(params_path))
     except DataValidationError as error:
         _fail(f"batch rejected, moved to quarantine; nothing downstream changed.\n{error}")
     except InputError as error:
         _fail(str(error))
+    finally:
+        if server is not None:
+            server.stop()
     typer.echo(f"\nDecision: {summary.outcome} ({summary.reason})")
     if summary.metrics:
         typer.echo(f"  {'metric':<28}{'candidate':>10}{'production':>12}")
@@ -170,7 +181,8 @@ def finetune(params_path: ParamsOption = Path("params.yaml")) -> None:
     try:
         backbone = AnomalyDetector.load(paths.backbone, params.runtime)
         batch = read_table(paths.recent, SYNTHETIC_SCHEMA)
-        steps.finetune(backbone, batch, paths.recent, params, paths)
+        tuned = steps.finetune(batch, paths.recent, params, paths)
+        steps.save_candidate(tuned, backbone, paths.recent, paths)
     except InputError as error:
         _fail(str(error))
     typer.echo(f"Candidate: {paths.candidate}")

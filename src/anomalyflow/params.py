@@ -113,6 +113,16 @@ class GateParams:
 
 
 @dataclass(frozen=True)
+class OrchestrationParams:
+    """How Prefect runs the flow's tasks."""
+
+    task_runner: Literal["threads", "dask"] = "threads"  # dask: through prefect-dask
+    finetune_seeds: int = 1  # fine-tune this many seeds side by side, keep the best
+    dask_address: str = ""  # scheduler of an existing Dask cluster; empty: a local one
+    dask_workers: int = 2  # workers of the local cluster
+
+
+@dataclass(frozen=True)
 class RuntimeParams:
     """Where and how reproducibly to compute."""
 
@@ -173,6 +183,7 @@ class Params:
     validation: ValidationParams = field(default_factory=ValidationParams)
     drift: DriftParams = field(default_factory=DriftParams)
     gate: GateParams = field(default_factory=GateParams)
+    orchestration: OrchestrationParams = field(default_factory=OrchestrationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     paths: PathsParams = field(default_factory=PathsParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)

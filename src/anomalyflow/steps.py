@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import average_precision_score
 
 from anomalyflow.data.loaders import Table, read_table
 from anomalyflow.data.schema import InputError, Schema
@@ -203,15 +204,28 @@ def pretrain(
     return detector, False
 
 
+@dataclass(frozen=True)
+class FineTuned:
+    """A fine-tuned candidate (not yet saved) and its AUPRC on the calibration rows."""
+
+    detector: AnomalyDetector
+    seed: int
+    calibration_auprc: float
+
+
 def finetune(
-    backbone: AnomalyDetector,
     batch: Table,
     batch_path: Path,
     params: Params,
     paths: ArtifactPaths,
+    seed: int | None = None,
     schema: Schema = SYNTHETIC_SCHEMA,
-) -> AnomalyDetector:
-    """Fine-tune from the backbone on the batch's labels; threshold on its latest rows."""
+) -> FineTuned:
+    """Fine-tune from the saved backbone on the batch's labels; threshold on its latest rows.
+
+    ``seed`` overrides ``runtime.seed`` so several seeds can train side by side (each
+    without checkpoints: they would share a file).
+    """
     assert batch.y is not None
     if not (batch.y == 1).any():
         raise InputError(batch_path, schema.label, "no labeled anomaly (1) to fine-tune on")
@@ -223,13 +237,32 @@ def finetune(
         fit_rows, calibration_rows = stratified_split(
             batch.y, CALIBRATION_SHARE, params.runtime.seed
         )
-    candidate = AnomalyDetector.load(paths.backbone, params.runtime)
-    candidate.settings = settings_from(params)
-    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], paths.checkpoints)
+    runtime = params.runtime if seed is None else replace(params.runtime, seed=seed)
+    candidate = AnomalyDetector.load(paths.backbone, runtime)
+    candidate.settings = replace(settings_from(params), runtime=runtime)
+    checkpoints = paths.checkpoints if seed is None else None
+    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], checkpoints)
     candidate.refit_threshold(batch.x[calibration_rows], batch.y[calibration_rows])
+    labels = batch.y[calibration_rows]
+    auprc = (
+        float(
+            average_precision_score(labels, candidate.decision_function(batch.x[calibration_rows]))
+        )
+        if labels.any()
+        else 0.0
+    )
+    return FineTuned(candidate, runtime.seed, auprc)
+
+
+def save_candidate(
+    best: FineTuned, backbone: AnomalyDetector, batch_path: Path, paths: ArtifactPaths
+) -> AnomalyDetector:
+    """Record lineage on the chosen candidate and save it to ``artifacts/candidate``."""
+    candidate = best.detector
     candidate.lineage_ = backbone.lineage_ | {
         "batch_md5": file_digest(batch_path),
         "backbone_weights_md5": file_digest(paths.backbone / "weights.safetensors"),
+        "finetune_seed": str(best.seed),
     }
     candidate.save(paths.candidate)
     return candidate
