@@ -90,7 +90,7 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     decision, record = gate(
         report, production, comparison, candidate, params, paths, str(flow_run.get_id())
     )
-    steps.record_training(steps.file_digest(batch_path), params, paths)
+    steps.record_training(table, steps.file_digest(batch_path), params, paths)
     registered = str(register(record, paths)) if decision.approved else None
     clock["gate and register"] = _lap(started, clock)
     page = build_report(params, paths)

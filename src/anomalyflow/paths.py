@@ -81,6 +81,11 @@ class ArtifactPaths:
         return self.artifacts_dir / "state.json"
 
     @property
+    def reference_labels(self) -> Path:
+        """Labels of the batch the latest model was trained on (label-rate drift)."""
+        return self.artifacts_dir / "reference_labels.parquet"
+
+    @property
     def quarantine(self) -> Path:
         return self.data_dir / "quarantine"
 

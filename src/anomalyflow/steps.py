@@ -138,8 +138,17 @@ def check_drift(
             }
         )
         current = current.assign(**{SCORE_COLUMN: production.decision_function(batch.x)})
+    reference_labels = None
+    if schema.label and paths.reference_labels.exists():
+        reference_labels = pd.read_parquet(paths.reference_labels)[schema.label]
     result = detect_drift(
-        reference, current, schema.features, params.drift, paths.drift, label=schema.label
+        reference,
+        current,
+        schema.features,
+        params.drift,
+        paths.drift,
+        label=schema.label,
+        reference_labels=reference_labels,
     )
     summary = {
         "drift_detected": result.drift_detected,
@@ -367,8 +376,17 @@ def register(record: dict[str, Any], paths: ArtifactPaths) -> Path:
     return target
 
 
-def record_training(batch_digest: str, params: Params, paths: ArtifactPaths) -> None:
-    """Remember what this run trained on, for the next run's skip rules."""
+def record_training(
+    batch: Table,
+    batch_digest: str,
+    params: Params,
+    paths: ArtifactPaths,
+    schema: Schema = SYNTHETIC_SCHEMA,
+) -> None:
+    """Remember what this run trained on: for skip rules and the next label-rate check."""
+    if schema.label and batch.y is not None:
+        paths.reference_labels.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({schema.label: batch.y}).to_parquet(paths.reference_labels)
     _write_json(
         paths.state,
         {

@@ -51,6 +51,7 @@ def detect_drift(
     params: DriftParams,
     out_dir: Path,
     label: str | None = None,
+    reference_labels: pd.Series | None = None,
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` per column; write ``drift.html`` / ``.json``.
 
@@ -59,6 +60,8 @@ def detect_drift(
             (the production model's scores) and the ``label`` column are compared too
             where both frames have them.
         params: the share of drifted feature columns that counts as drift.
+        reference_labels: labels of the batch the current model was trained on, compared
+            with ``current[label]`` when ``reference`` itself has no labels.
     """
     disable_telemetry()
     from evidently import DataDefinition, Dataset, Report
@@ -82,11 +85,15 @@ def detect_drift(
     share = float(np.mean([v.drifted for v in per_feature]))
     score_drift = verdicts.get(SCORE_COLUMN)
     label_drift = verdicts.get(label) if label else None
+    if label_drift is None and label and label in current and reference_labels is not None:
+        label_drift = _label_drift(reference_labels, current[label], label)
     out_dir.mkdir(parents=True, exist_ok=True)
     html, json_path = out_dir / "drift.html", out_dir / "drift.json"
     snapshot.save_html(str(html))
     snapshot.save_json(str(json_path))
-    detected = share >= params.drifted_share_threshold or bool(score_drift and score_drift.drifted)
+    detected = share >= params.drifted_share_threshold or any(
+        d is not None and d.drifted for d in (score_drift, label_drift)
+    )
     return DriftResult(
         columns=per_feature,
         share_drifted=share,
@@ -97,6 +104,20 @@ def detect_drift(
         json=json_path,
         drifted_columns=tuple(v.column for v in per_feature if v.drifted),
     )
+
+
+def _label_drift(reference: pd.Series, current: pd.Series, label: str) -> ColumnDrift:
+    """Drift of the labeled-anomaly rate against the labels the model was trained on."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(categorical_columns=[label])
+    snapshot = Report([ValueDrift(column=label)]).run(
+        current_data=Dataset.from_pandas(current.to_frame(label), data_definition=definition),
+        reference_data=Dataset.from_pandas(reference.to_frame(label), data_definition=definition),
+    )
+    metric = snapshot.dict()["metrics"][0]
+    return _verdict(metric["config"], float(metric["value"]))
 
 
 def _verdict(config: dict[str, object], score: float) -> ColumnDrift:

@@ -44,3 +44,35 @@ def test_score_drift_alone_triggers(tmp_path: Path) -> None:
     result = detect_drift(reference, clean, synthetic.FEATURES, Params().drift, tmp_path)
     assert result.score_drift is not None and result.score_drift.drifted
     assert result.drift_detected and result.share_drifted < 0.3
+
+
+def test_label_rate_drift_against_the_labels_trained_on(tmp_path: Path) -> None:
+    import pandas as pd
+
+    reference, clean, _ = _batches()
+    rng = np.random.default_rng(0)
+    trained_on = pd.Series((rng.random(3000) < 0.005).astype(int), name="is_fraud")
+    same = clean.assign(is_fraud=(rng.random(len(clean)) < 0.005).astype(int))
+    flood = clean.assign(is_fraud=(rng.random(len(clean)) < 0.2).astype(int))
+    params = Params().drift
+    calm = detect_drift(
+        reference,
+        same,
+        synthetic.FEATURES,
+        params,
+        tmp_path / "a",
+        label="is_fraud",
+        reference_labels=trained_on,
+    )
+    moved = detect_drift(
+        reference,
+        flood,
+        synthetic.FEATURES,
+        params,
+        tmp_path / "b",
+        label="is_fraud",
+        reference_labels=trained_on,
+    )
+    assert calm.label_drift is not None and not calm.label_drift.drifted
+    assert moved.label_drift is not None and moved.label_drift.drifted
+    assert moved.drift_detected
