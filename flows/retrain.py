@@ -60,14 +60,24 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     batch_path = Path(batch) if batch else paths.recent
     clock["prepare"] = _lap(started)
 
+    batch_digest = steps.file_digest(batch_path)
+    if steps.nothing_changed(batch_digest, params, paths):
+        summary = RunSummary(
+            "skipped",
+            "nothing changed since the last run: same batch, params and reference data",
+            seconds=clock,
+        )
+        _publish(summary)
+        return summary
     validation = validate(batch_path, params, paths)
     clock["validate"] = _lap(started, clock)
     table = read_table(batch_path, SYNTHETIC_SCHEMA)
     drift = check_drift(table, params, paths)
     clock["drift"] = _lap(started, clock)
     reports = {"data_docs": str(validation.data_docs), "drift": str(drift.html)}
-    need = steps.training_need(drift, steps.file_digest(batch_path), params, paths)
+    need = steps.training_need(drift, batch_digest, params, paths)
     if not need.train:
+        steps.record_check(batch_digest, params, paths)
         summary = RunSummary("skipped", need.reason, reports=reports, seconds=clock)
         _publish(summary)
         return summary
@@ -90,7 +100,8 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     decision, record = gate(
         report, production, comparison, candidate, params, paths, str(flow_run.get_id())
     )
-    steps.record_training(table, steps.file_digest(batch_path), params, paths)
+    steps.record_training(table, batch_digest, params, paths)
+    steps.record_check(batch_digest, params, paths)
     registered = str(register(record, paths)) if decision.approved else None
     clock["gate and register"] = _lap(started, clock)
     page = build_report(params, paths)

@@ -161,6 +161,24 @@ def check_drift(
     return result
 
 
+def nothing_changed(batch_digest: str, params: Params, paths: ArtifactPaths) -> bool:
+    """True when the last run already checked this very batch with these params against
+    this reference, and its candidate is in place: the run has nothing to do."""
+    if not paths.state.exists() or not (paths.candidate / "detector.json").exists():
+        return False
+    state = json.loads(paths.state.read_text())
+    return bool(
+        state.get("checked") == [batch_digest, params_digest(params), file_digest(paths.history)]
+    )
+
+
+def record_check(batch_digest: str, params: Params, paths: ArtifactPaths) -> None:
+    """Remember that this batch passed validation and drift with these params."""
+    state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
+    state["checked"] = [batch_digest, params_digest(params), file_digest(paths.history)]
+    _write_json(paths.state, state)
+
+
 def training_need(
     drift: DriftResult, batch_digest: str, params: Params, paths: ArtifactPaths
 ) -> TrainingNeed:
@@ -387,9 +405,11 @@ def record_training(
     if schema.label and batch.y is not None:
         paths.reference_labels.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({schema.label: batch.y}).to_parquet(paths.reference_labels)
+    state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
     _write_json(
         paths.state,
-        {
+        state
+        | {
             "batch_digest": batch_digest,
             "trained_at": time.time(),
             "params_digest": params_digest(params),

@@ -38,7 +38,7 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
 
     again = runner.invoke(app, ["run"])
     assert again.exit_code == 0, again.output
-    assert "Decision: skipped (cooldown" in again.output
+    assert "Decision: skipped (nothing changed since the last run" in again.output
     assert "pretrain" not in again.output.split("Time per step:")[1].split("\n")[0]
 
     Path("params.yaml").write_text(SMALL.replace("max_epochs: 5", "max_epochs: 4"))
