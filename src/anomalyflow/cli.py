@@ -5,6 +5,7 @@ Bad input ends with a one-line error naming the file, column and rule, and exit 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +50,9 @@ def _configure(params: Params) -> None:
     import torch
 
     disable_telemetry()
+    # The ephemeral Prefect API migrates a fresh database for 12-15 s on 2 cores; on a
+    # busy machine Prefect's 20 s start-up limit is too tight.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if params.runtime.num_threads > 0:
         torch.set_num_threads(params.runtime.num_threads)
 
