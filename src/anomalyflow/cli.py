@@ -75,9 +75,10 @@ def run(
 
     server = None
     if params.orchestration.task_runner == "dask":
-        from anomalyflow.scheduling import connect_or_start
+        from anomalyflow.scheduling import connect_or_start, use_server
 
         server = connect_or_start(4200)  # Dask workers must report to a real Prefect API
+        use_server(server)
         typer.echo(f"Dask task runner; Prefect API at {server.api_url}")
     flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
@@ -251,11 +252,12 @@ def schedule(
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Serve the retraining flow on a cron schedule through a real Prefect server."""
-    from anomalyflow.scheduling import connect_or_start
+    from anomalyflow.scheduling import connect_or_start, use_server
 
     params = _load(params_path)
     _configure(params)
     server = connect_or_start(port)
+    use_server(server)
     where = "started a local Prefect server" if server.process else "using the Prefect server"
     typer.echo(f"{where} at {server.api_url} (UI at {server.api_url.removesuffix('/api')})")
     incoming.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,10 @@ class PrefectServer:
 
 
 def connect_or_start(port: int, timeout_s: float = 90.0) -> PrefectServer:
-    """Use ``PREFECT_API_URL`` if set, else start ``prefect server`` on 127.0.0.1:port."""
+    """Use ``PREFECT_API_URL`` if set, else start ``prefect server`` on 127.0.0.1:port.
+
+    The caller points its flows at ``api_url`` (see :func:`use_server`).
+    """
     existing = os.environ.get("PREFECT_API_URL")
     if existing:
         return PrefectServer(existing, None)
@@ -54,9 +57,13 @@ def connect_or_start(port: int, timeout_s: float = 90.0) -> PrefectServer:
         try:
             with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
                 if response.status == 200:
-                    os.environ["PREFECT_API_URL"] = api_url
                     return PrefectServer(api_url, process)
         except OSError:
             time.sleep(0.5)
     process.terminate()
     raise RuntimeError(f"prefect server did not answer on {api_url} within {timeout_s:.0f} s")
+
+
+def use_server(server: PrefectServer) -> None:
+    """Point this process's flows (and the processes it starts) at ``server``."""
+    os.environ["PREFECT_API_URL"] = server.api_url
