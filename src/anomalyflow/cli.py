@@ -63,11 +63,30 @@ def run(
         Path | None,
         typer.Option(help="Incoming batch (CSV / Parquet); default: the built-in recent data."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Start a flow run even when nothing changed since the last one.")
+    ] = False,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """The main job: the Prefect retraining flow on the built-in data (or --data)."""
     params = _load(params_path)
     _configure(params)
+    from anomalyflow import steps
+
+    paths = ArtifactPaths.from_params(params.paths)
+    batch = data or paths.recent
+    if (
+        not force
+        and batch.exists()
+        and paths.history.exists()
+        and steps.nothing_changed(steps.file_digest(batch), params, paths)
+    ):
+        # The flow's own first check, made before paying for a Prefect API start-up.
+        typer.echo(
+            "Decision: skipped (nothing changed since the last run: same batch, "
+            "params and reference data); no flow run started, --force starts one."
+        )
+        return
     from flows.retrain import retrain
     from flows.runners import task_runner
 

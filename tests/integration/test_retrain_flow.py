@@ -39,7 +39,10 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     again = runner.invoke(app, ["run"])
     assert again.exit_code == 0, again.output
     assert "Decision: skipped (nothing changed since the last run" in again.output
-    assert "pretrain" not in again.output.split("Time per step:")[1].split("\n")[0]
+    forced = runner.invoke(app, ["run", "--force"])  # the flow makes the same check itself
+    assert forced.exit_code == 0, forced.output
+    assert "Decision: skipped (nothing changed since the last run" in forced.output
+    assert "pretrain" not in forced.output.split("Time per step:")[1].split("\n")[0]
 
     Path("params.yaml").write_text(SMALL.replace("max_epochs: 5", "max_epochs: 4"))
     changed = runner.invoke(app, ["run"])
