@@ -37,15 +37,6 @@ class GateDecision:
         return {"approved": self.approved, "rules": [asdict(r) for r in self.rules]}
 
 
-class GateRejected(Exception):
-    """The candidate failed at least one rule of the promotion policy."""
-
-    def __init__(self, decision: GateDecision) -> None:
-        self.decision = decision
-        failed = ", ".join(r.rule for r in decision.rules if not r.passed)
-        super().__init__(f"candidate rejected by the promotion gate: {failed}")
-
-
 @dataclass(frozen=True)
 class PairedComparison:
     """Candidate minus production AUPRC on the same rows, with a bootstrap interval."""
