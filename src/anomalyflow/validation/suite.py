@@ -7,6 +7,7 @@ repository, so people can read and edit it by hand; it is only rebuilt on reques
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,16 @@ def build_suite(
     for expectation in build_expectations(schema, reference, params):
         suite.add_expectation(expectation)
     context.suites.add_or_update(suite)
+    _forget_checkpoint(context)  # the next validation binds the new suite afresh
     return project_dir / "gx" / "expectations" / f"{SUITE}.json"
+
+
+def _forget_checkpoint(context: Any) -> None:
+    from great_expectations.exceptions import DataContextError
+
+    for store in (context.checkpoints, context.validation_definitions):
+        with contextlib.suppress(DataContextError, ValueError, KeyError):
+            store.delete(SUITE)
 
 
 def suite_exists(project_dir: Path) -> bool:
@@ -141,23 +151,27 @@ def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.exceptions import DataContextError
 
     context = _context(project_dir)
-    batch = (
-        context.data_sources.add_or_update_pandas(_SOURCE)
-        .add_dataframe_asset(_ASSET)
-        .add_batch_definition_whole_dataframe(_BATCH)
-    )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=SUITE, data=batch, suite=context.suites.get(SUITE))
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=SUITE,
-            validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs")],
+    try:  # made once: recreating it would rewrite the ids in the committed project files
+        checkpoint = context.checkpoints.get(SUITE)
+    except DataContextError:
+        batch = (
+            context.data_sources.add_or_update_pandas(_SOURCE)
+            .add_dataframe_asset(_ASSET)
+            .add_batch_definition_whole_dataframe(_BATCH)
         )
-    )
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=SUITE, data=batch, suite=context.suites.get(SUITE))
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=SUITE,
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="data_docs")],
+            )
+        )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     run = next(iter(outcome.run_results.values()))
     failures = tuple(
