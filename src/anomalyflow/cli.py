@@ -410,6 +410,7 @@ def benchmark(
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Run the few-label protocol: AnomalyFlow beside its peers on identical splits."""
+    from anomalyflow.atomic import write_json
     from anomalyflow.benchmark import report
     from anomalyflow.benchmark.protocol import run_protocol
     from anomalyflow.benchmark.speed import measure
@@ -469,6 +470,6 @@ def benchmark(
             f"{figures.fit_score_seconds:.0f} s"
         )
     tag = f"ratio-{label_ratio:g}"
-    report.write_json(payload, out / f"benchmark-{tag}.json")
+    write_json(out / f"benchmark-{tag}.json", payload)
     report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")
     typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")

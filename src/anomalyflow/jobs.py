@@ -6,12 +6,11 @@ atomically, so bad input leaves nothing behind and never replaces a good artifac
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from anomalyflow.atomic import atomic_path
 from anomalyflow.data import synthetic
 from anomalyflow.data.loaders import read_npz
 from anomalyflow.data.schema import InputError, Schema
@@ -63,15 +62,8 @@ def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:
 
 def write_array(array: np.ndarray, path: Path) -> None:
     """Save a ``.npy`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial, partial.open("wb") as stream:
+        np.save(stream, array)
 
 
 def _explicit_batch(params: Params) -> int:

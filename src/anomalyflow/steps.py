@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
+from anomalyflow.atomic import write_json
 from anomalyflow.data.loaders import Table, read_table
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.data.splits import stratified_split, time_split
@@ -449,11 +450,7 @@ def _git_commit() -> str | None:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2, default=str)
-    os.replace(partial, path)
+    write_json(path, payload, default=str)
 
 
 def build_report(params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA) -> Path:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -15,16 +14,7 @@ import pytest
 
 from anomalyflow.scheduling import connect_or_start
 from tests.integration.test_main_job import SMALL
-from tests.integration.test_schedule import _free_port
-
-
-def _task_runs(api_url: str) -> list[dict[str, object]]:
-    body = json.dumps({"task_runs": {"name": {"like_": "fine-tune"}}}).encode()
-    request = urllib.request.Request(
-        f"{api_url}/task_runs/filter", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+from tests.integration.test_schedule import _free_port, prefect_api
 
 
 def test_dask_runner_fine_tunes_two_seeds_in_parallel(
@@ -48,7 +38,12 @@ def test_dask_runner_fine_tunes_two_seeds_in_parallel(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Decision: approved" in done.stdout
 
-        runs = [r for r in _task_runs(server.api_url) if str(r["name"]).startswith("fine-tune")]
+        query = {"task_runs": {"name": {"like_": "fine-tune"}}}
+        runs = [
+            r
+            for r in prefect_api(server.api_url, "task_runs/filter", query)
+            if str(r["name"]).startswith("fine-tune")
+        ]
         assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
         spans = sorted(
             (

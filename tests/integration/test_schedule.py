@@ -23,9 +23,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _deployments(api_url: str) -> list[dict[str, object]]:
+def prefect_api(api_url: str, route: str, body: dict[str, object]) -> list[dict[str, object]]:
+    """POST a filter query to a Prefect server's REST API."""
     request = urllib.request.Request(
-        f"{api_url}/deployments/filter", data=b"{}", headers={"Content-Type": "application/json"}
+        f"{api_url}/{route}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -62,7 +65,11 @@ def test_schedule_registers_a_cron_deployment(
         )
         deadline, found = time.monotonic() + 120, []
         while time.monotonic() < deadline and not found:
-            found = [d for d in _deployments(server.api_url) if d["name"] == "scheduled-retrain"]
+            found = [
+                d
+                for d in prefect_api(server.api_url, "deployments/filter", {})
+                if d["name"] == "scheduled-retrain"
+            ]
             time.sleep(1)
         assert found, "the deployment was not registered"
         schedules = found[0]["schedules"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -85,15 +82,6 @@ def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
             row = ["seconds (total)", *row[2:]]
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
-
-
-def write_json(payload: dict[str, Any], path: Path) -> None:
-    """Write JSON atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2, allow_nan=True)
-    os.replace(partial, path)
 
 
 def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:

@@ -11,8 +11,6 @@ is the reference.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from anomalyflow.atomic import atomic_path
 from anomalyflow.params import DriftKnobs, SyntheticParams
 
 FEATURES: tuple[str, ...] = (
@@ -162,14 +161,8 @@ def write_parquet(dataset: SyntheticDataset, directory: Path) -> dict[str, Path]
         ("holdout", dataset.holdout),
     ):
         target = directory / f"{name}.parquet"
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            frame.to_parquet(temporary, index=False)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as partial:
+            frame.to_parquet(partial, index=False)
         paths[name] = target
     return paths
 

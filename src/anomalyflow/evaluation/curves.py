@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
+
+from anomalyflow.atomic import write_json
 
 _POINTS = 200  # curves are thinned to this many points: readable diffs, small files
 
@@ -23,9 +24,8 @@ def curve_points(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[dict[
 
 def write_curves(labels: np.ndarray, scores: np.ndarray, folder: Path) -> None:
     """Write ``pr.json`` and ``roc.json`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
     for name, rows in curve_points(labels, scores).items():
-        (folder / f"{name}.json").write_text(json.dumps(rows))
+        write_json(folder / f"{name}.json", rows)
 
 
 def _thin(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:

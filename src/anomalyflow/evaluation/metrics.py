@@ -9,10 +9,7 @@ precision within an alert budget, and recall at a tolerated false-positive rate.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from anomalyflow.atomic import write_json
 from anomalyflow.evaluation.threshold import check_labels, check_scores, flag
 from anomalyflow.params import EvaluationParams
 
@@ -120,19 +118,7 @@ def write_report(report: EvaluationReport, path: Path) -> None:
     A temporary file in the same folder is renamed over ``path``, so a reader (a gate,
     DVC) sees the old report or the new one, never half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_json(Path(path), report.to_dict(), allow_nan=False)
 
 
 def _check_params(params: EvaluationParams) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from anomalyflow.atomic import write_text
 from anomalyflow.evaluation.curves import curve_points
 
 
@@ -59,9 +60,7 @@ img {{ max-width: 100%; }} code {{ background: #f5f5f5; padding: 0 .2rem; }}
 {body}
 </body></html>
 """
-    partial = page.with_name(page.name + ".partial")
-    partial.write_text(document)
-    os.replace(partial, page)
+    write_text(page, document)
     return page
 
 

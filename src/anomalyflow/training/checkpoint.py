@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from anomalyflow.atomic import atomic_path
 
 
 def fingerprint(*arrays: np.ndarray, settings: dict[str, Any]) -> str:
@@ -28,10 +29,8 @@ def fingerprint(*arrays: np.ndarray, settings: dict[str, Any]) -> str:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a crash while saving leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        torch.save(state, partial)
 
 
 def load_checkpoint(path: Path | None, expected_fingerprint: str) -> dict[str, Any] | None:
