@@ -21,6 +21,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # The ephemeral server logs its shutdown after pytest closed the captured streams.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# Each test's registry is the `.bentoml` of its own working folder, never the user's.
+os.environ.pop("BENTOML_HOME", None)
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
