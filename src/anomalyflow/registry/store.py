@@ -304,13 +304,17 @@ class Registry:
                     f"(production is now {current.production}); nothing was changed"
                 )
             entry["revision"] = current.revision + 1
-            with self.audit_log.open("a") as log:
-                log.write(json.dumps(entry, default=str) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
+            self._append(json.dumps(entry, default=str) + "\n")
             state = current.apply(entry)
             self._sync_labels(state)
         return state
+
+    def _append(self, line: str) -> None:
+        """The commit point: the change has happened once its line is on disk."""
+        with self.audit_log.open("a") as log:
+            log.write(line)
+            log.flush()
+            os.fsync(log.fileno())
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
