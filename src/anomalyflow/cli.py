@@ -675,3 +675,103 @@ def shadow(
         f"{flags['production_only']}, only the candidate {flags['candidate_only']} "
         f"(disagreement {comparison['disagreement_rate']:.2%}); {paths.shadow}"
     )
+
+
+@app.command("serving-benchmark")
+def serving_benchmark(
+    rows: Annotated[int, typer.Option(help="Rows of the generated file to batch-score.")] = (
+        5_000_000
+    ),
+    requests: Annotated[int, typer.Option(help="Single-record requests (latency, req/s).")] = (
+        2000
+    ),
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients for req/s.")] = 4,
+    batch_records: Annotated[int, typer.Option(help="Records per batch request.")] = 1000,
+    out: Annotated[Path, typer.Option(help="JSON with every figure.")] = Path(
+        "benchmark-results/serving.json"
+    ),
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serving latency, req/s and batch rows/s; batch-file scoring speed and peak memory."""
+    import torch
+
+    from anomalyflow.atomic import write_json
+    from anomalyflow.benchmark.serving import (
+        MEMORY_TARGET_MIB,
+        P50_TARGET_MS,
+        measure_batch_scoring,
+        measure_service,
+    )
+    from anomalyflow.serving.server import SmokeTestFailed
+
+    params = _load(params_path)
+    _configure(params)
+    registry = _registry(params)
+    if registry.production() is None:
+        _fail(
+            f"no production model in {registry.home}: run `anomalyflow run` first "
+            "(it trains, gates and promotes one)"
+        )
+    if not 0 < batch_records <= params.serving.max_batch_records:
+        _fail(f"--batch-records must be within 1..{params.serving.max_batch_records}")
+    threads = torch.get_num_threads()
+    typer.echo(
+        f"{os.cpu_count()} CPU cores, {threads} torch threads; service on 127.0.0.1 over "
+        "persistent HTTP connections (keep-alive: no TCP set-up in the figures)"
+    )
+    try:
+        service = measure_service(registry, params_path, requests, concurrency, batch_records)
+    except SmokeTestFailed as error:
+        _fail(f"the service did not start: {error}")
+    met = "met" if service.p50_target_met else "not met"
+    typer.echo(
+        f"single record ({requests} requests, model {service.version}): p50 "
+        f"{service.p50_ms:.2f} ms, p99 {service.p99_ms:.2f} ms; in process p50 "
+        f"{service.in_process_p50_ms:.2f} ms, p99 {service.in_process_p99_ms:.2f} ms "
+        f"(overhead x{service.latency_ratio:.1f})"
+    )
+    typer.echo(f"target p50 < {P50_TARGET_MS:g} ms: {met}")
+    typer.echo(
+        f"{concurrency} concurrent clients: {service.requests_per_second:,.0f} req/s; in "
+        f"process {service.in_process_calls_per_second:,.0f} calls/s "
+        f"(overhead x{service.concurrency_ratio:.1f})"
+    )
+    typer.echo(
+        f"batch endpoint ({batch_records} records a request): "
+        f"{service.batch_rows_per_second:,.0f} rows/s; in process "
+        f"{service.in_process_batch_rows_per_second:,.0f} rows/s "
+        f"(overhead x{service.batch_ratio:.1f})"
+    )
+    scoring = measure_batch_scoring(registry, rows, params.serving.chunk_rows)
+    typer.echo(
+        f"batch scoring {scoring.rows:,} rows ({scoring.file_mib:,.0f} MiB Parquet, chunks of "
+        f"{scoring.chunk_rows:,}): {scoring.scoring_rows_per_second:,.0f} rows/s; bare "
+        f"forward pass {scoring.bare_forward_rows_per_second:,.0f} rows/s (ratio "
+        f"{scoring.scoring_to_forward_ratio:.2f}); wrote {scoring.output_rows:,} rows"
+    )
+    typer.echo(
+        f"peak memory of the scoring process: {scoring.peak_memory_mib:,.0f} MiB; target "
+        f"< {MEMORY_TARGET_MIB:,.0f} MiB: {'met' if scoring.memory_target_met else 'not met'}"
+    )
+    payload = {
+        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+        "service": asdict(service)
+        | {
+            "latency_ratio": service.latency_ratio,
+            "concurrency_ratio": service.concurrency_ratio,
+            "batch_ratio": service.batch_ratio,
+            "p50_target_ms": P50_TARGET_MS,
+            "p50_target_met": service.p50_target_met,
+        },
+        "batch_scoring": asdict(scoring)
+        | {
+            "scoring_rows_per_second": scoring.scoring_rows_per_second,
+            "scoring_to_forward_ratio": scoring.scoring_to_forward_ratio,
+            "memory_target_mib": MEMORY_TARGET_MIB,
+            "memory_target_met": scoring.memory_target_met,
+        },
+    }
+    write_json(out, payload)
+    typer.echo(f"wrote {out}")
