@@ -46,7 +46,7 @@ from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
     build_suite,
-    suite_exists,
+    suite_fits,
     validate_batch,
 )
 
@@ -77,11 +77,12 @@ def validate(
 ) -> ValidationResult:
     """Validate an incoming batch; a failing batch goes to quarantine with its report.
 
-    The suite is built from the reference data the first time (or with
-    ``rebuild_suite``) and then only read, so hand edits to ``gx/expectations/`` stick.
+    The suite is built from the reference data the first time, when the schema changed
+    (or with ``rebuild_suite``), and otherwise only read, so hand edits to
+    ``gx/expectations/`` stick.
     """
     project = Path(params.validation.project_dir)
-    if rebuild_suite or not suite_exists(project):
+    if rebuild_suite or not suite_fits(project, schema):
         reference = read_table(paths.history, schema.without_label()).frame
         assert reference is not None
         build_suite(project, schema, reference, params.validation)
