@@ -1,4 +1,6 @@
-"""The retraining flow: validate, check drift, pretrain, fine-tune, evaluate, gate, register.
+"""The retraining flow: validate, check drift, pretrain, fine-tune, evaluate, gate,
+register, then promote: at once (``approval: auto``) or after a person approves it in the
+Prefect UI or with ``anomalyflow approve RUN_ID`` (``approval: required``).
 
 Each task wraps one plain function of :mod:`anomalyflow.steps` and adds only a name,
 retries where a retry can help, and Prefect artifacts people see in the UI.
@@ -10,23 +12,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
 from prefect.runtime import flow_run
 
 from anomalyflow import steps
 from anomalyflow.data.loaders import read_table
 from anomalyflow.jobs import batch_or_default, prepare_data
-from anomalyflow.params import load_params
+from anomalyflow.params import Params, load_params
 from anomalyflow.paths import ArtifactPaths
+from anomalyflow.registry.store import open_registry
+from anomalyflow.serving.server import SmokeTestFailed
 
 
 @dataclass
 class RunSummary:
     """What the terminal summary and the Prefect artifacts show."""
 
-    outcome: str  # approved | rejected-by-gate | skipped
+    outcome: str  # promoted | registered | rejected-by-gate | skipped
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)
     production_metrics: dict[str, float] | None = None
@@ -42,11 +49,19 @@ finetune = task(name="fine-tune", cache_policy=NO_CACHE)(steps.finetune)
 evaluate = task(name="evaluate", cache_policy=NO_CACHE)(steps.evaluate_candidate)
 gate = task(name="gate", cache_policy=NO_CACHE)(steps.gate)
 build_report = task(name="report", cache_policy=NO_CACHE)(steps.build_report)
-register = task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
-    steps.register
-)
+register = task(name="register", cache_policy=NO_CACHE)(steps.register)
+promote = task(name="promote", cache_policy=NO_CACHE)(steps.promote)
 
 KEY_METRICS = ("auprc", "auroc", "precision", "recall", "precision_at_alert_budget")
+REVIEW_POLL_SECONDS = 2
+
+
+class Review(RunInput):
+    """A person's answer to a candidate waiting for approval."""
+
+    approve: bool
+    reviewer: str
+    reason: str = ""
 
 
 @flow(name="retrain", log_prints=False)
@@ -104,14 +119,19 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     )
     steps.record_training(table, batch_digest, params, paths, schema)
     steps.record_check(batch_digest, params, paths)
-    registered = str(register(record, paths)) if decision.approved else None
-    clock["gate and register"] = _lap(started, clock)
+    registered = register(record, params, paths, schema).version
+    outcome, reason = (
+        "rejected-by-gate",
+        "failed: " + ", ".join(r.rule for r in decision.rules if not r.passed),
+    )
+    if decision.approved:
+        outcome, reason = _review_and_promote(registered, params, Path(params_file), need.reason)
+    clock["gate, register and promote"] = _lap(started, clock)
     page = build_report(params, paths, schema)
     clock["report"] = _lap(started, clock)
-    failed = [r.rule for r in decision.rules if not r.passed]
     summary = RunSummary(
-        outcome="approved" if decision.approved else "rejected-by-gate",
-        reason=need.reason if decision.approved else "failed: " + ", ".join(failed),
+        outcome=outcome,
+        reason=reason,
         metrics={k: float(getattr(report, k)) for k in KEY_METRICS},
         production_metrics=None
         if production is None
@@ -122,6 +142,48 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     )
     _publish(summary)
     return summary
+
+
+def _review_and_promote(
+    version: str, params: Params, params_file: Path, why_trained: str
+) -> tuple[str, str]:
+    """Promote a candidate that passed the gate, after a person's approval if required."""
+    actor = "policy: approval auto"
+    reason: str | None = why_trained
+    if params.registry.approval == "required":
+        review = _wait_for_review(version, params)
+        open_registry(params.registry).record_review(
+            version, review.approve, review.reason, review.reviewer
+        )
+        if not review.approve:
+            return "registered", f"rejected by {review.reviewer}: {review.reason}"
+        actor, reason = review.reviewer, review.reason
+    try:
+        promote(version, params, params_file, reason=reason, actor=actor)
+    except SmokeTestFailed as error:
+        return "registered", f"not promoted, the serving smoke test failed: {error}"
+    return "promoted", f"{why_trained}; approved by {actor}"
+
+
+def _wait_for_review(version: str, params: Params) -> Review:
+    """Pause until someone answers in the Prefect UI or with ``anomalyflow approve``."""
+    run_id = flow_run.get_id()
+    get_run_logger().warning(
+        "Candidate %s passed the gate and waits for approval: "
+        "anomalyflow approve %s [--reject] --reason '...' (or the Prefect UI)",
+        version,
+        run_id,
+    )
+    try:
+        review: Review = pause_flow_run(
+            wait_for_input=Review,
+            timeout=int(params.registry.approval_timeout_hours * 3600),
+            poll_interval=REVIEW_POLL_SECONDS,
+            key=f"review-{version}",
+        )
+    except FlowPauseTimeout:
+        return Review(approve=False, reviewer="timeout", reason="nobody answered in time")
+    return review
 
 
 def _lap(started: float, clock: dict[str, float] | None = None) -> float:

@@ -21,6 +21,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # The ephemeral server logs its shutdown after pytest closed the captured streams.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# Each test's registry is the `.bentoml` of its own working folder, never the user's.
+os.environ.pop("BENTOML_HOME", None)
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
@@ -68,3 +71,39 @@ def adbench(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/datasets is not beside the project)")
     return path
+
+
+@pytest.fixture(scope="session")
+def saved_detectors(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two small fitted detectors saved as folders (different seeds), for registry tests."""
+    from anomalyflow.detector import AnomalyDetector
+
+    p = Params()
+    settings = DetectorSettings(
+        replace(p.model, hidden_dim=32, embedding_dim=8, head_hidden_dim=8),
+        replace(p.pretrain, max_epochs=3, max_steps=40),
+        replace(p.finetune, frozen_epochs=1, max_epochs=2, max_steps=40),
+        p.threshold,
+        replace(p.runtime, progress=False),
+    )
+    x, y = make_blobs(rows=1500)
+    folders = []
+    for seed in (0, 1):
+        folder = tmp_path_factory.mktemp("detector") / "model"
+        detector = AnomalyDetector(replace(settings, runtime=replace(settings.runtime, seed=seed)))
+        detector.fit(x, y).save(folder)
+        folders.append(folder)
+    return folders
+
+
+def decision_record(approved: bool = True, auprc: float = 0.6) -> dict[str, object]:
+    """A gate decision record as `steps.gate` writes it, reduced to what the registry reads."""
+    rules = [{"rule": "auprc_floor", "value": auprc, "threshold": 0.2, "passed": approved}]
+    return {
+        "approved": approved,
+        "rules": rules,
+        "candidate_metrics": {"auprc": auprc, "auroc": 0.9},
+        "lineage": {"batch_md5": "0123456789abcdef", "backbone_weights_md5": "fedcba"},
+        "git_commit": "abc123",
+        "prefect_run_id": "run-1",
+    }

@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -18,6 +18,9 @@ from anomalyflow.params import Params, ParamsError, load_params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.telemetry import disable_telemetry
 
+if TYPE_CHECKING:
+    from anomalyflow.registry.store import Registry
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -25,6 +28,10 @@ app = typer.Typer(
 )
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
+VersionOption = Annotated[
+    str | None, typer.Option("--model", help="Registered version (default: production).")
+]
+PREFECT_PORT = 4200  # of the local Prefect server started where a real API is needed
 
 
 def _load(path: Path) -> Params:
@@ -105,20 +112,24 @@ def run(
     from flows.retrain import retrain
     from flows.runners import task_runner
 
+    from anomalyflow.registry.store import RegistryError
     from anomalyflow.validation.suite import DataValidationError
 
     server = None
-    if params.orchestration.task_runner == "dask":
+    # Dask workers must report to a real Prefect API, and an approval is answered there.
+    if params.orchestration.task_runner == "dask" or params.registry.approval == "required":
         from anomalyflow.scheduling import connect_or_start, use_server
 
-        server = connect_or_start(4200)  # Dask workers must report to a real Prefect API
+        server = connect_or_start(PREFECT_PORT)
         use_server(server)
-        typer.echo(f"Dask task runner; Prefect API at {server.api_url}")
+        typer.echo(f"Prefect API at {server.api_url} (UI at {server.api_url[:-4]})")
     flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
         summary = flow(batch=str(batch), params_file=str(params_path))
     except DataValidationError as error:
         _fail(f"batch rejected, moved to quarantine; nothing downstream changed.\n{error}")
+    except RegistryError as error:
+        _fail(str(error))
     except InputError as error:
         _fail(str(error))
     finally:
@@ -132,7 +143,10 @@ def run(
             shown = f"{production:.4f}" if production is not None else "none yet"
             typer.echo(f"  {key:<28}{value:>10.4f}{shown:>12}")
     if summary.registered:
-        typer.echo(f"Registered candidate: {summary.registered}")
+        typer.echo(
+            f"Registered version {summary.registered} in the BentoML model store "
+            "(`anomalyflow models` lists every version)"
+        )
     typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
     for name, path in summary.reports.items():
         typer.echo(f"Report ({name}): {path}")
@@ -500,3 +514,193 @@ def benchmark(
     write_json(out / f"benchmark-{tag}.json", payload)
     report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")
     typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")
+
+
+def _registry(params: Params) -> Registry:
+    from anomalyflow.registry.store import open_registry
+
+    return open_registry(params.registry)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """List registered versions: stage, gate, key metrics, creation time, data version."""
+    import json
+
+    registry = _registry(_load(params_path))
+    versions = registry.versions()
+    if as_json:
+        typer.echo(json.dumps([v.to_dict() for v in versions], indent=2))
+        return
+    if not versions:
+        typer.echo(f"No registered versions in {registry.home}; `anomalyflow run` adds one.")
+        return
+    typer.echo(
+        f"{'version':<18}{'stage':<12}{'gate':<8}{'auprc':>7}{'auroc':>7}  "
+        f"{'created (UTC)':<21}data"
+    )
+    for v in versions:
+        auprc, auroc = (v.metrics.get(k, float("nan")) for k in ("auprc", "auroc"))
+        typer.echo(
+            f"{v.version:<18}{v.stage:<12}{'passed' if v.gate_passed else 'failed':<8}"
+            f"{auprc:>7.3f}{auroc:>7.3f}  {v.created:%Y-%m-%d %H:%M:%S}  {v.data_version[:12]}"
+        )
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to make production.")],
+    force: Annotated[
+        bool, typer.Option(help="Promote even though its gate failed (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Make VERSION production (after a serving smoke test) and archive the previous one."""
+    from anomalyflow import steps
+    from anomalyflow.registry.store import RegistryError
+    from anomalyflow.serving.server import SmokeTestFailed
+
+    params = _load(params_path)
+    _configure(params)
+    typer.echo(f"Smoke-testing the service with {version} ...")
+    try:
+        state = steps.promote(version, params, params_path, force=force, reason=reason)
+    except (RegistryError, SmokeTestFailed) as error:
+        _fail(f"{error}; production is unchanged")
+    archived = state.previous[-1] if state.previous else None
+    typer.echo(
+        f"{version} is production"
+        + (f"; {archived} archived" if archived else "")
+        + ". A running service picks it up at its next request."
+    )
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Restore the previous production version in one step."""
+    from anomalyflow.registry.store import RegistryError
+
+    registry = _registry(_load(params_path))
+    try:
+        before = registry.state().production
+        state = registry.rollback(reason=reason)
+    except RegistryError as error:
+        _fail(str(error))
+    typer.echo(f"{state.production} is production again; {before} archived.")
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The paused retraining flow run.")],
+    reject: Annotated[bool, typer.Option(help="Reject the candidate instead.")] = False,
+    reason: Annotated[str, typer.Option(help="Why; recorded with your name.")] = "",
+    by: Annotated[str | None, typer.Option(help="Reviewer (default: your user name).")] = None,
+) -> None:
+    """Answer a retraining run waiting for approval (``registry.approval: required``)."""
+    import getpass
+    from uuid import UUID
+
+    disable_telemetry()
+    os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{PREFECT_PORT}/api")
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        resume_flow_run(
+            UUID(run_id),
+            run_input={
+                "approve": not reject,
+                "reviewer": by or getpass.getuser(),
+                "reason": reason,
+            },
+        )
+    except Exception as error:  # Prefect raises several types: not found, not paused, ...
+        _fail(f"could not answer flow run {run_id} at {os.environ['PREFECT_API_URL']}: {error}")
+    typer.echo(f"{'Rejected' if reject else 'Approved'}; flow run {run_id} resumes.")
+
+
+@app.command()
+def serve(
+    version: VersionOption = None,
+    host: Annotated[str | None, typer.Option(help="Default: serving.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: serving.port.")] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serve the production model (or --model VERSION) with BentoML on localhost."""
+    import subprocess
+
+    from anomalyflow.serving.server import service_command, service_environment
+
+    params = _load(params_path)
+    registry = _registry(params)
+    if version is None and registry.state().production is None:
+        _fail(f"no production model in {registry.home}: `anomalyflow run` or `promote` first")
+    command = service_command(host or params.serving.host, port or params.serving.port)
+    typer.echo(f"Serving on http://{host or params.serving.host}:{port or params.serving.port}")
+    raise typer.Exit(
+        subprocess.call(command, env=service_environment(registry.home, params_path, version))
+    )
+
+
+@app.command()
+def score(
+    input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet to score.")],
+    output_file: Annotated[Path, typer.Option("--output", help="CSV or Parquet to write.")],
+    version: VersionOption = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score a file in chunks with bounded memory: other columns plus score, is_anomaly."""
+    from anomalyflow.registry.store import RegistryError
+    from anomalyflow.scoring import score_file
+
+    params = _load(params_path)
+    _configure(params)
+    try:
+        detector = _registry(params).load(version)
+        done = score_file(
+            detector,
+            input_file,
+            output_file,
+            params.serving.chunk_rows,
+            progress=params.runtime.progress,
+        )
+    except (InputError, RegistryError) as error:
+        _fail(str(error))
+    typer.echo(
+        f"Scored {done.rows} rows ({done.rows_per_second:,.0f} rows/s), "
+        f"flagged {done.flagged}: {output_file}"
+    )
+
+
+@app.command()
+def shadow(
+    input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet batch.")],
+    candidate: Annotated[
+        str | None, typer.Option(help="Version to compare (default: the newest candidate).")
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score a batch with production and a candidate; report where they disagree."""
+    from anomalyflow import steps
+    from anomalyflow.registry.store import RegistryError
+
+    params = _load(params_path)
+    _configure(params)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    try:
+        comparison = steps.shadow(input_file, candidate, params, paths)
+    except (InputError, RegistryError) as error:
+        _fail(str(error))
+    flags = comparison["flags"]
+    typer.echo(
+        f"Production {comparison['production']} vs candidate {comparison['candidate']} on "
+        f"{comparison['rows']} rows: both flag {flags['both']}, only production "
+        f"{flags['production_only']}, only the candidate {flags['candidate_only']} "
+        f"(disagreement {comparison['disagreement_rate']:.2%}); {paths.shadow}"
+    )

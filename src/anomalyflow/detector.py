@@ -160,6 +160,21 @@ class AnomalyDetector:
                 scores[start : start + len(chunk)] = out.float().cpu().numpy()
         return scores
 
+    def feature_contributions(self, x: np.ndarray) -> np.ndarray:
+        """How much each feature pushes each row's score up, ``(rows, features)``.
+
+        Gradient times input on the scaled features: the robust scaler centres every
+        feature on its median, so a contribution is relative to a typical row.
+        """
+        if self.scaler_ is None:
+            raise RuntimeError("the detector is not fitted")
+        network = self.network()
+        scaled = torch.from_numpy(self.scaler_.transform(x)).requires_grad_(True)
+        with torch.enable_grad():
+            network.cpu()(scaled).sum().backward()
+        assert scaled.grad is not None
+        return (scaled.grad * scaled).detach().numpy().astype(np.float64)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``True`` where a row is flagged as an anomaly, ``(rows,)``."""
         return flag(self.decision_function(x), self.threshold_)

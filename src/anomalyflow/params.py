@@ -190,6 +190,27 @@ class DriftParams:
 
 
 @dataclass(frozen=True)
+class RegistryParams:
+    """Model versions and stages in the BentoML model store; who approves promotion."""
+
+    bentoml_home: str = ".bentoml"  # BentoML's home (models, bentos); $BENTOML_HOME wins
+    approval: Literal["auto", "required"] = "auto"  # required: a person approves in Prefect
+    approval_timeout_hours: float = 24.0  # an unanswered approval rejects the candidate
+    smoke_rows: int = 64  # holdout rows kept with each version for the serving smoke test
+
+
+@dataclass(frozen=True)
+class ServingParams:
+    """The BentoML service and batch scoring."""
+
+    host: str = "127.0.0.1"  # loopback by default; BentoML's own default is 0.0.0.0
+    port: int = 3000
+    max_batch_records: int = 10_000  # larger requests get 413
+    explain_top_k: int = 3  # features reported per record by /explain
+    chunk_rows: int = 100_000  # batch scoring reads and writes this many rows at a time
+
+
+@dataclass(frozen=True)
 class Params:
     """Every knob of AnomalyFlow, one section per stage."""
 
@@ -207,6 +228,8 @@ class Params:
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     paths: PathsParams = field(default_factory=PathsParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
+    registry: RegistryParams = field(default_factory=RegistryParams)
+    serving: ServingParams = field(default_factory=ServingParams)
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -98,9 +98,6 @@ class ArtifactPaths:
         return self.data_dir / "quarantine"
 
     @property
-    def registry(self) -> Path:
-        return self.artifacts_dir / "registry"
-
-    @property
-    def production(self) -> Path:
-        return self.registry / "production"
+    def shadow(self) -> Path:
+        """The latest shadow comparison of production and a candidate."""
+        return self.artifacts_dir / "shadow.json"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -41,7 +39,15 @@ from anomalyflow.evaluation.metrics import write_report as write_evaluation
 from anomalyflow.jobs import CALIBRATION_SHARE, settings_from
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
+from anomalyflow.registry.store import (
+    ModelVersion,
+    RegistryError,
+    RegistryState,
+    open_registry,
+)
 from anomalyflow.reports.index import ReportInputs, write_report
+from anomalyflow.scoring import shadow_compare
+from anomalyflow.serving.server import smoke_test
 from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
@@ -128,7 +134,7 @@ def check_drift(batch: Table, params: Params, paths: ArtifactPaths, schema: Sche
     reference = read_reference(paths.reference, schema).frame
     assert reference is not None and batch.frame is not None
     current = batch.frame
-    production = _production_for(schema, paths)
+    production = _production_for(schema, params)
     if production is not None:
         reference = reference.assign(
             **{
@@ -311,7 +317,7 @@ def evaluate_candidate(
     )
     write_evaluation(report, paths.evaluation)
     write_curves(holdout.y, scores, paths.plots)
-    production = _production_for(schema, paths)
+    production = _production_for(schema, params)
     production_report, comparison = None, None
     if production is not None:
         production_scores = production.decision_function(holdout.x)
@@ -379,20 +385,41 @@ def gate(
     return decision, record
 
 
-def register(record: dict[str, Any], paths: ArtifactPaths) -> Path:
-    """Copy the approved candidate and its decision record into the registry folder."""
-    version = (
-        datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        + "-"
-        + record["lineage"]["candidate_weights_md5"][:8]
+def register(
+    record: dict[str, Any],
+    params: Params,
+    paths: ArtifactPaths,
+    schema: Schema,
+) -> ModelVersion:
+    """Save the candidate, its decision record and a smoke batch in the model store.
+
+    Every candidate is registered, a gate-failed one too (``promote`` refuses it unless
+    forced); the smoke batch is the first holdout rows, scored by the smoke test.
+    """
+    holdout = read_table(paths.holdout, schema)
+    return open_registry(params.registry).register(
+        paths.candidate, record, holdout.x[: params.registry.smoke_rows]
     )
-    target: Path = paths.registry / "candidates" / version
-    staging = Path(tempfile.mkdtemp(prefix=".register-", dir=paths.artifacts_dir))
-    shutil.copytree(paths.candidate, staging / "model")
-    _write_json(staging / "decision.json", record)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, target)
-    return target
+
+
+def promote(
+    version: str,
+    params: Params,
+    params_file: Path,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> RegistryState:
+    """Make ``version`` production once its packaged service passes the smoke test."""
+    registry = open_registry(params.registry)
+    return registry.promote(
+        version,
+        lambda chosen: smoke_test(chosen, registry.home, params_file),
+        force=force,
+        reason=reason,
+        actor=actor,
+    )
 
 
 def record_training(
@@ -423,16 +450,48 @@ def params_digest(params: Params) -> str:
     return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()
 
 
-def load_production(paths: ArtifactPaths) -> AnomalyDetector | None:
+def shadow(
+    batch: Path, candidate: str | None, params: Params, paths: ArtifactPaths
+) -> dict[str, Any]:
+    """Score a batch with production and a candidate (default: the newest candidate).
+
+    The comparison is written to ``artifacts/shadow.json`` and shows on the next review
+    page (``anomalyflow report``).
+    """
+    registry = open_registry(params.registry)
+    production = registry.production()
+    if production is None:
+        raise RegistryError("no production model to shadow yet")
+    if candidate is None:
+        waiting = [v for v in registry.versions() if v.stage == "candidate"]
+        if not waiting:
+            raise RegistryError("no candidate version to shadow; name one with --candidate")
+        candidate = waiting[0].version
+    comparison = {
+        "input": str(batch),
+        "production": production.version,
+        "candidate": candidate,
+        "compared_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    } | shadow_compare(
+        registry.load(production.version),
+        registry.load(candidate),
+        batch,
+        params.serving.chunk_rows,
+    )
+    _write_json(paths.shadow, comparison)
+    return comparison
+
+
+def load_production(params: Params) -> AnomalyDetector | None:
     """The production model, where the registry has one."""
-    model = paths.production / "model"
-    return AnomalyDetector.load(model) if (model / "detector.json").exists() else None
+    registry = open_registry(params.registry)
+    return registry.load() if registry.state().production else None
 
 
-def _production_for(schema: Schema, paths: ArtifactPaths) -> AnomalyDetector | None:
+def _production_for(schema: Schema, params: Params) -> AnomalyDetector | None:
     """Production, where it scores the schema's features; a model of other columns is no
     baseline for this data."""
-    production = load_production(paths)
+    production = load_production(params)
     if production is None or production.feature_names_ != schema.features:
         return None
     return production
@@ -484,6 +543,7 @@ def build_report(params: Params, paths: ArtifactPaths, schema: Schema) -> Path:
         drift_summary=_read_json(paths.drift / "summary.json"),
         drift_html=drift_html,
         data_docs=data_docs,
+        shadow=_read_json(paths.shadow),
     )
     return write_report(inputs, folder / "index.html")
 

@@ -36,7 +36,7 @@ def test_dask_runner_fine_tunes_two_seeds_in_parallel(
             env=os.environ | {"PREFECT_API_URL": server.api_url},
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "Decision: approved" in done.stdout
+        assert "Decision: promoted" in done.stdout
 
         query = {"task_runs": {"name": {"like_": "fine-tune"}}}
         runs = [

@@ -51,7 +51,7 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
     assert evaluation["rows"] == 3000
     assert evaluation["auroc"] > 0.85
     assert (Path("artifacts/candidate") / "weights.safetensors").exists()
-    assert "Decision: approved" in result.output
+    assert "Decision: promoted" in result.output
     assert not Path("artifacts/checkpoints/pretrain.ckpt").exists()
 
     before = _digest(Path("artifacts"))

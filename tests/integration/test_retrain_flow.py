@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
+from anomalyflow.registry.store import Registry
 from tests.integration.test_main_job import SMALL
 
 runner = CliRunner()
@@ -50,9 +51,12 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert "params changed" in changed.output
     assert "pretrain (reused)" in changed.output
     assert _md5(Path("artifacts/backbone/weights.safetensors")) == backbone
-    registered = list(Path("artifacts/registry/candidates").iterdir())
-    assert len(registered) == 2
-    assert all((r / "decision.json").exists() and (r / "model").is_dir() for r in registered)
+    registry = Registry(Path(".bentoml"))
+    versions = registry.versions()
+    assert len(versions) == 2
+    assert all((v.path / "decision.json").exists() for v in versions)
+    assert all((v.detector_dir / "detector.json").exists() for v in versions)
+    assert sum(v.stage == "production" for v in versions) == 1
 
 
 def test_incoming_batches_end_processed_or_quarantined_never_both(
@@ -76,7 +80,7 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
 
     outcomes = retrain_incoming(params_file="params.yaml")  # folders from data.incoming
 
-    assert outcomes["2026-11-01.parquet"] == "approved"
+    assert outcomes["2026-11-01.parquet"] == "promoted"
     assert outcomes["2026-11-02.parquet"].startswith("quarantined")
     assert outcomes["2026-11-03.csv"].startswith("quarantined")
     assert not list(incoming.iterdir())

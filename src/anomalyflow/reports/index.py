@@ -34,6 +34,7 @@ class ReportInputs:
     drift_summary: dict[str, Any] | None
     drift_html: Path | None
     data_docs: Path | None
+    shadow: dict[str, Any] | None = None  # the latest `anomalyflow shadow` comparison
 
 
 def write_report(inputs: ReportInputs, page: Path) -> Path:
@@ -43,6 +44,7 @@ def write_report(inputs: ReportInputs, page: Path) -> Path:
         _decision_section(inputs.decision),
         _evaluation_section(inputs),
         _drift_section(inputs, page.parent),
+        _shadow_section(inputs.shadow),
         _lineage_section(inputs.decision),
     ]
     body = "\n".join(s for s in sections if s)
@@ -136,6 +138,27 @@ def _drift_section(inputs: ReportInputs, folder: Path) -> str:
             f"({html.escape(drifted)}).</p>"
         )
     return f"<section id='data'><h2>Data and drift</h2>{summary}<ul>{''.join(links)}</ul></section>"
+
+
+def _shadow_section(shadow: dict[str, Any] | None) -> str:
+    if shadow is None:
+        return ""
+    flags = shadow["flags"]
+    rows = "".join(
+        f"<tr><td>{e['row']}</td><td>{e['production_score']:.4g}</td>"
+        f"<td>{e['candidate_score']:.4g}</td><td>{html.escape(e['flagged_by'])}</td></tr>"
+        for e in shadow["examples"]
+    )
+    return (
+        "<section id='shadow'><h2>Shadow comparison</h2>"
+        f"<p>Production <code>{html.escape(shadow['production'])}</code> and candidate "
+        f"<code>{html.escape(shadow['candidate'])}</code> on {shadow['rows']} rows of "
+        f"<code>{html.escape(shadow['input'])}</code>: both flag {flags['both']}, only "
+        f"production {flags['production_only']}, only the candidate "
+        f"{flags['candidate_only']} (disagreement {shadow['disagreement_rate']:.2%}).</p>"
+        "<table><tr><th>row</th><th>production score</th><th>candidate score</th>"
+        f"<th>flagged by</th></tr>{rows}</table></section>"
+    )
 
 
 def _lineage_section(decision: dict[str, Any] | None) -> str:

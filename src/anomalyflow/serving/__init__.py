@@ -1,0 +1,1 @@
+"""The BentoML service that scores production traffic, and what starts it."""

@@ -1,0 +1,58 @@
+"""Turning a JSON request's records into a feature matrix, or a 4xx naming the field.
+
+Kept apart from the BentoML service so the rules can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import math
+from http import HTTPStatus
+from typing import Any
+
+import numpy as np
+
+
+class RequestRejected(ValueError):
+    """A request the service refuses: the message names the record and field."""
+
+    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def records_to_matrix(
+    records: list[dict[str, Any]], features: tuple[str, ...], max_records: int
+) -> np.ndarray:
+    """Rows ``(records, features)`` in the model's feature order, float32.
+
+    Other keys in a record (ids, timestamps) are ignored. Booleans and numeric strings
+    are refused: a silently coerced value would be scored as something it is not.
+    """
+    if not records:
+        raise RequestRejected("'records' is empty: send at least one record")
+    if len(records) > max_records:
+        raise RequestRejected(
+            f"'records' has {len(records)} records; at most {max_records} per request",
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        )
+    matrix = np.empty((len(records), len(features)), dtype=np.float32)
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise RequestRejected(f"records[{row}] must be an object of feature: number")
+        for column, name in enumerate(features):
+            if name not in record:
+                raise RequestRejected(f"records[{row}]: missing feature '{name}'")
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RequestRejected(
+                    f"records[{row}].{name}: expected a number, got {type(value).__name__} "
+                    f"{value!r}"
+                )
+            if not math.isfinite(value):
+                raise RequestRejected(f"records[{row}].{name}: {value} is not a finite number")
+            matrix[row, column] = value
+    overflow = np.argwhere(~np.isfinite(matrix))
+    if len(overflow):
+        row, column = overflow[0]
+        raise RequestRejected(f"records[{row}].{features[column]}: too large for float32")
+    return matrix

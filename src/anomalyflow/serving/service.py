@@ -1,0 +1,160 @@
+"""The BentoML service: scores JSON records with the production model.
+
+``bentoml serve anomalyflow.serving.service:AnomalyService`` (or ``anomalyflow serve``)
+loads the registry's production version at start-up, or the version named by
+``ANOMALYFLOW_MODEL_VERSION`` (the promotion smoke test serves a candidate that way).
+While serving from the registry it follows promotions and rollbacks: each request
+checks the audit log (one ``stat``) and swaps in the new production model between
+requests, so nothing is dropped. Inside a built Bento, where there is no audit log,
+it serves the version packaged with the stage label ``production``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.telemetry import disable_telemetry
+
+disable_telemetry()
+
+import bentoml  # noqa: E402  (after the telemetry opt-out, which bentoml reads at import)
+from bentoml._internal.configuration.containers import BentoMLContainer  # noqa: E402
+from bentoml.exceptions import BentoMLException, NotFound  # noqa: E402
+
+from anomalyflow.detector import AnomalyDetector  # noqa: E402
+from anomalyflow.params import Params, load_params  # noqa: E402
+from anomalyflow.registry.store import MODEL_NAME, Registry  # noqa: E402
+from anomalyflow.serving.records import RequestRejected, records_to_matrix  # noqa: E402
+from anomalyflow.serving.server import PARAMS_FILE, PINNED_VERSION  # noqa: E402
+
+
+def _registry() -> Registry:
+    return Registry(Path(BentoMLContainer.bentoml_home.get()))
+
+
+def _served_version(registry: Registry) -> str:
+    """Which version to serve: pinned, else production in the registry or the Bento."""
+    pinned = os.environ.get(PINNED_VERSION)
+    if pinned:
+        return pinned
+    production = registry.state().production
+    if production:
+        return production
+    try:  # inside a Bento: the packaged model carries its stage label
+        packaged = bentoml.models.list(MODEL_NAME)
+    except NotFound:
+        packaged = []
+    for model in packaged:
+        if model.info.labels.get("stage") == "production":
+            return str(model.tag.version)
+    raise RuntimeError(
+        f"no production model in {registry.home}: run `anomalyflow run` or "
+        "`anomalyflow promote VERSION` first"
+    )
+
+
+def _params() -> Params:
+    return load_params(os.environ.get(PARAMS_FILE, "params.yaml"))
+
+
+@bentoml.service(name="anomalyflow-service", workers=1, traffic={"timeout": 60})
+class AnomalyService:
+    """Scores and explains records; reports the features and threshold it expects."""
+
+    packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:{_served_version(_registry())}")
+
+    def __init__(self) -> None:
+        self.params = _params().serving
+        self.registry = _registry()
+        self.follows_registry = not os.environ.get(PINNED_VERSION)
+        self._swap = threading.Lock()
+        self._log_seen: tuple[int, int] | None = self._log_signature()
+        self._load(_served_version(self.registry))
+
+    def _load(self, version: str) -> None:
+        stored = bentoml.models.get(f"{MODEL_NAME}:{version}")
+        detector = AnomalyDetector.load(Path(stored.path) / "detector")
+        self.model, self.version = detector, version  # one assignment: requests see either
+
+    def _log_signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self.registry.audit_log.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def _follow_promotions(self) -> tuple[AnomalyDetector, str]:
+        """The model to use for this request, after picking up a promotion or rollback."""
+        if self.follows_registry and self._log_signature() != self._log_seen:
+            with self._swap:
+                signature = self._log_signature()
+                if signature != self._log_seen:
+                    production = self.registry.state().production
+                    if production and production != self.version:
+                        self._load(production)
+                    self._log_seen = signature
+        return self.model, self.version
+
+    def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
+        try:
+            return records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
+        except RequestRejected as rejected:
+            raise BentoMLException(str(rejected), error_code=rejected.status) from None
+
+    @bentoml.api(route="/score")
+    def score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per record: the score, whether it is an anomaly, and the model version."""
+        model, version = self._follow_promotions()
+        scores = model.decision_function(self._matrix(model, records))
+        return {
+            "model_version": version,
+            "threshold": model.threshold_,
+            "results": [
+                {
+                    "score": float(s),
+                    "is_anomaly": bool(s >= model.threshold_),
+                    "model_version": version,
+                }
+                for s in scores
+            ],
+        }
+
+    @bentoml.api(route="/explain")
+    def explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per record: its score and the features pushing it up the most."""
+        model, version = self._follow_promotions()
+        rows = self._matrix(model, records)
+        scores = model.decision_function(rows)
+        contributions = model.feature_contributions(rows)
+        top_k = min(self.params.explain_top_k, rows.shape[1])
+        results = []
+        for row, score, contribution in zip(rows, scores, contributions, strict=True):
+            top = contribution.argsort()[::-1][:top_k]
+            results.append(
+                {
+                    "score": float(score),
+                    "is_anomaly": bool(score >= model.threshold_),
+                    "top_features": [
+                        {
+                            "feature": model.feature_names_[i],
+                            "value": float(row[i]),
+                            "contribution": float(contribution[i]),
+                        }
+                        for i in top
+                    ],
+                }
+            )
+        return {"model_version": version, "results": results}
+
+    @bentoml.api(route="/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """The features a record needs, the model version and its threshold."""
+        model, version = self._follow_promotions()
+        return {
+            "features": list(model.feature_names_),
+            "model_version": version,
+            "threshold": model.threshold_,
+        }

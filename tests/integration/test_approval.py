@@ -1,0 +1,68 @@
+"""`approval: required`: the flow pauses after the gate until `anomalyflow approve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anomalyflow.cli import app
+from anomalyflow.registry.store import Registry
+from anomalyflow.scheduling import connect_or_start
+from tests.integration.test_main_job import SMALL
+from tests.integration.test_schedule import _free_port, prefect_api
+
+
+def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL + "registry: {approval: required}\n")
+    server = connect_or_start(_free_port())
+    run = None
+    try:
+        monkeypatch.setenv("PREFECT_API_URL", server.api_url)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "anomalyflow", "run"],
+            env=os.environ | {"PREFECT_API_URL": server.api_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline, paused = time.monotonic() + 300, []
+        while time.monotonic() < deadline and not paused and run.poll() is None:
+            paused = prefect_api(
+                server.api_url,
+                "flow_runs/filter",
+                {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}},
+            )
+            time.sleep(1)
+        assert paused, run.communicate(timeout=60)[0] if run.poll() is not None else "no pause"
+        registry = Registry(Path(".bentoml"))
+        assert registry.state().production is None  # nothing promoted while waiting
+
+        answer = CliRunner().invoke(
+            app, ["approve", str(paused[0]["id"]), "--by", "alice", "--reason", "curves ok"]
+        )
+        assert answer.exit_code == 0, answer.output
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+        server.stop()
+
+    assert run.returncode == 0, output
+    assert "Decision: promoted" in output and "approved by alice" in output
+    production = registry.production()
+    assert production is not None and production.stage == "production"
+    review = next(e for e in registry.history() if e["action"] == "approve")
+    assert review["actor"] == "alice" and review["reason"] == "curves ok"
+    promotion = registry.history()[-1]
+    assert promotion["action"] == "promote" and promotion["actor"] == "alice"

@@ -1,0 +1,140 @@
+"""`anomalyflow models | promote | rollback | score | shadow` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from anomalyflow.cli import app
+from anomalyflow.registry.store import Registry
+from tests.conftest import decision_record, make_blobs
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saved_detectors: list[Path]
+) -> Registry:
+    """Two registered versions in ./.bentoml: the first failed its gate."""
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("runtime: {progress: false}\nserving: {chunk_rows: 700}\n")
+    registry = Registry(Path(".bentoml"))
+    smoke = make_blobs(rows=16, seed=4)[0]
+    registry.register(saved_detectors[0], decision_record(approved=False, auprc=0.1), smoke)
+    registry.register(saved_detectors[1], decision_record(approved=True), smoke)
+    return registry
+
+
+def _batch(path: Path, rows: int = 2000) -> pd.DataFrame:
+    x = make_blobs(rows=rows, seed=8)[0]
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(6)]).assign(event_id=np.arange(rows))
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    return frame
+
+
+def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
+    registry: Registry,
+) -> None:
+    failed, passed = sorted(registry.versions(), key=lambda v: v.gate_passed)
+
+    refused = runner.invoke(app, ["promote", failed.version])
+    assert refused.exit_code == 2
+    assert "failed the gate (auprc_floor)" in refused.output
+    assert "production is unchanged" in refused.output
+    no_reason = runner.invoke(app, ["promote", failed.version, "--force"])
+    assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
+
+    forced = runner.invoke(app, ["promote", failed.version, "--force", "--reason", "incident 42"])
+    assert forced.exit_code == 0, forced.output
+    promoted = runner.invoke(app, ["promote", passed.version])
+    assert promoted.exit_code == 0, promoted.output
+    assert f"{failed.version} archived" in promoted.output
+
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).output)
+    stages = {v["version"]: v["stage"] for v in listed}
+    assert stages == {failed.version: "archived", passed.version: "production"}
+    assert {"gate", "metrics", "created", "data_version", "threshold"} <= set(listed[0])
+    table = runner.invoke(app, ["models"]).output
+    assert "production" in table and "archived" in table and "0123456789ab" in table
+
+    rolled = runner.invoke(app, ["rollback", "--reason", "too many alerts"])
+    assert rolled.exit_code == 0, rolled.output
+    assert registry.state().production == failed.version
+    history = registry.history()
+    override = next(e for e in history if e["action"] == "promote" and e["forced"])
+    assert override["reason"] == "incident 42" and override["version"] == failed.version
+    assert history[-1]["action"] == "rollback" and history[-1]["reason"] == "too many alerts"
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_score_writes_scores_in_chunks_matching_the_model(registry: Registry, suffix: str) -> None:
+    version = registry.versions()[0].version
+    frame = _batch(Path(f"batch{suffix}"))
+
+    done = runner.invoke(
+        app, ["score", "--input", f"batch{suffix}", "--output", f"out{suffix}", "--model", version]
+    )
+    assert done.exit_code == 0, done.output
+    out = pd.read_parquet(f"out{suffix}") if suffix == ".parquet" else pd.read_csv(f"out{suffix}")
+    model = registry.load(version)
+    expected = model.decision_function(frame[list(model.feature_names_)].to_numpy(np.float32))
+    assert list(out.columns) == ["event_id", "score", "is_anomaly"]
+    assert out.event_id.tolist() == list(range(2000))
+    np.testing.assert_allclose(out.score, expected, rtol=1e-5)
+    assert out.is_anomaly.tolist() == list(expected >= model.threshold_)
+
+
+def test_score_refuses_bad_input_and_writes_nothing(registry: Registry) -> None:
+    version = registry.versions()[0].version
+    frame = _batch(Path("batch.parquet"))
+    frame.loc[1500, "x3"] = np.nan  # in the third chunk: two chunks were already scored
+    frame.to_parquet("batch.parquet")
+
+    nan = runner.invoke(
+        app, ["score", "--input", "batch.parquet", "--output", "out.parquet", "--model", version]
+    )
+    assert nan.exit_code == 2
+    assert "batch.parquet: column 'x3': 1 missing or infinite values (first at row 1500)" in (
+        nan.output
+    )
+    frame.drop(columns=["x4"]).to_parquet("batch.parquet")
+    missing = runner.invoke(
+        app, ["score", "--input", "batch.parquet", "--output", "out.parquet", "--model", version]
+    )
+    assert missing.exit_code == 2 and "column 'x4'" in missing.output
+    no_production = runner.invoke(
+        app, ["score", "--input", "batch.parquet", "--output", "out.parquet"]
+    )
+    assert no_production.exit_code == 2 and "no production model" in no_production.output
+    assert not [p for p in Path(".").iterdir() if p.name.startswith(("out", ".out"))]
+
+
+def test_shadow_reports_disagreements_between_production_and_a_candidate(
+    registry: Registry,
+) -> None:
+    failed, passed = sorted(registry.versions(), key=lambda v: v.gate_passed)
+    forced = runner.invoke(app, ["promote", failed.version, "--force", "--reason", "baseline"])
+    assert forced.exit_code == 0, forced.output
+    frame = _batch(Path("batch.parquet"))
+
+    shadowed = runner.invoke(app, ["shadow", "--input", "batch.parquet"])
+    assert shadowed.exit_code == 0, shadowed.output
+    report = json.loads(Path("artifacts/shadow.json").read_text())
+    assert report["production"] == failed.version and report["candidate"] == passed.version
+    x = frame[[f"x{i}" for i in range(6)]].to_numpy(np.float32)
+    production, candidate = registry.load(failed.version), registry.load(passed.version)
+    p_flags = production.decision_function(x) >= production.threshold_
+    c_flags = candidate.decision_function(x) >= candidate.threshold_
+    assert report["flags"]["production_only"] == int((p_flags & ~c_flags).sum())
+    assert report["flags"]["candidate_only"] == int((~p_flags & c_flags).sum())
+    assert report["disagreement_rate"] == pytest.approx(float((p_flags != c_flags).mean()))
+    assert f"disagreement {report['disagreement_rate']:.2%}" in shadowed.output
