@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 
 from anomalyflow import steps
 from anomalyflow.data.loaders import read_table
-from anomalyflow.jobs import SYNTHETIC_SCHEMA, ensure_default_data
+from anomalyflow.jobs import batch_or_default, prepare_data
 from anomalyflow.params import Params, load_params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.registry.store import open_registry
@@ -66,13 +66,13 @@ class Review(RunInput):
 
 @flow(name="retrain", log_prints=False)
 def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSummary:
-    """Retrain on an incoming batch (the built-in recent data by default)."""
+    """Retrain on an incoming batch (by default ``data.batch``, or the built-in recent data)."""
     params = load_params(params_file)
-    paths = ArtifactPaths.from_params(params.paths)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
     clock: dict[str, float] = {}
     started = time.perf_counter()
-    ensure_default_data(params, paths)  # the reference (and holdout) the batch is judged by
-    batch_path = Path(batch) if batch else paths.recent
+    schema = prepare_data(params, paths)  # the reference and holdout the batch is judged by
+    batch_path = batch_or_default(Path(batch) if batch else None, paths)
     clock["prepare"] = _lap(started)
 
     batch_digest = steps.file_digest(batch_path)
@@ -84,10 +84,10 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
         )
         _publish(summary)
         return summary
-    validation = validate(batch_path, params, paths)
+    validation = validate(batch_path, params, paths, schema)
     clock["validate"] = _lap(started, clock)
-    table = read_table(batch_path, SYNTHETIC_SCHEMA)
-    drift = check_drift(table, params, paths)
+    table = read_table(batch_path, schema)
+    drift = check_drift(table, params, paths, schema)
     clock["drift"] = _lap(started, clock)
     reports = {"data_docs": str(validation.data_docs), "drift": str(drift.html)}
     need = steps.training_need(drift, batch_digest, params, paths)
@@ -97,27 +97,29 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
         _publish(summary)
         return summary
 
-    backbone, reused = pretrain(params, paths)
+    backbone, reused = pretrain(params, paths, schema)
     clock["pretrain (reused)" if reused else "pretrain"] = _lap(started, clock)
     seeds = [params.runtime.seed + i for i in range(params.orchestration.finetune_seeds)]
     if len(seeds) == 1:
-        tuned = [finetune(table, batch_path, params, paths)]
+        tuned = [finetune(table, batch_path, params, paths, schema)]
     else:  # side by side on the flow's task runner (threads, or Dask workers)
         tuned = [
             f.result()
-            for f in [finetune.submit(table, batch_path, params, paths, seed) for seed in seeds]
+            for f in [
+                finetune.submit(table, batch_path, params, paths, schema, seed) for seed in seeds
+            ]
         ]
     best = max(tuned, key=lambda t: t.calibration_auprc)
     candidate = steps.save_candidate(best, backbone, batch_path, paths)
     clock["fine-tune"] = _lap(started, clock)
-    report, production, comparison = evaluate(candidate, params, paths)
+    report, production, comparison = evaluate(candidate, params, paths, schema)
     clock["evaluate"] = _lap(started, clock)
     decision, record = gate(
         report, production, comparison, candidate, params, paths, str(flow_run.get_id())
     )
-    steps.record_training(table, batch_digest, params, paths)
+    steps.record_training(table, batch_digest, params, paths, schema)
     steps.record_check(batch_digest, params, paths)
-    registered = register(record, params, paths).version
+    registered = register(record, params, paths, schema).version
     outcome, reason = (
         "rejected-by-gate",
         "failed: " + ", ".join(r.rule for r in decision.rules if not r.passed),
@@ -125,7 +127,7 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
     if decision.approved:
         outcome, reason = _review_and_promote(registered, params, Path(params_file), need.reason)
     clock["gate, register and promote"] = _lap(started, clock)
-    page = build_report(params, paths)
+    page = build_report(params, paths, schema)
     clock["report"] = _lap(started, clock)
     summary = RunSummary(
         outcome=outcome,

@@ -12,6 +12,9 @@ from pathlib import Path
 from prefect import flow
 
 from anomalyflow.data.schema import InputError
+from anomalyflow.jobs import prepare_data
+from anomalyflow.params import load_params
+from anomalyflow.paths import ArtifactPaths
 from anomalyflow.validation.suite import DataValidationError
 from flows.retrain import retrain
 
@@ -20,22 +23,31 @@ BATCH_PATTERNS = ("*.parquet", "*.csv")
 
 @flow(name="retrain-incoming")
 def retrain_incoming(
-    incoming: str, processed: str, params_file: str = "params.yaml"
+    incoming: str | None = None, processed: str | None = None, params_file: str = "params.yaml"
 ) -> dict[str, str]:
-    """Run the retraining flow on each waiting batch, oldest name first."""
+    """Run the retraining flow on each waiting batch, oldest name first.
+
+    ``incoming`` defaults to ``data.incoming``, ``processed`` to its sibling folder.
+    """
+    params = load_params(params_file)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    # A missing reference or holdout is the setup's fault, not the batches': fail the
+    # run here rather than quarantine every good batch.
+    prepare_data(params, paths)
+    inbox = Path(incoming) if incoming else paths.incoming
+    done = Path(processed) if processed else inbox.parent / "processed"
     outcomes: dict[str, str] = {}
-    batches = sorted(p for pattern in BATCH_PATTERNS for p in Path(incoming).glob(pattern))
+    batches = sorted(p for pattern in BATCH_PATTERNS for p in inbox.glob(pattern))
     for batch in batches:
         try:
             summary = retrain(batch=str(batch), params_file=params_file)
         except (DataValidationError, InputError) as error:
             if batch.exists():  # unreadable input never reached quarantine: put it there
-                quarantine = Path(processed).parent / "quarantine"
-                quarantine.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(batch), quarantine / batch.name)
+                paths.quarantine.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(batch), paths.quarantine / batch.name)
             outcomes[batch.name] = f"quarantined: {str(error).splitlines()[0]}"
             continue
-        Path(processed).mkdir(parents=True, exist_ok=True)
-        shutil.move(str(batch), Path(processed) / batch.name)
+        done.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(batch), done / batch.name)
         outcomes[batch.name] = summary.outcome
     return outcomes

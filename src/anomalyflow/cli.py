@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from anomalyflow.data.schema import InputError
+from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.params import Params, ParamsError, load_params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.telemetry import disable_telemetry
@@ -46,11 +46,26 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _stage(params_path: Path) -> tuple[Params, ArtifactPaths]:
-    """Params and paths for a pipeline step run on its own (as a DVC stage does)."""
+def _stage(params_path: Path) -> tuple[Params, ArtifactPaths, Schema]:
+    """Params, paths and schema for a pipeline step run on its own (as a DVC stage does)."""
+    from anomalyflow.jobs import prepare_data
+
     params = _load(params_path)
     _configure(params)
-    return params, ArtifactPaths.from_params(params.paths)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    try:
+        return params, paths, prepare_data(params, paths)
+    except InputError as error:
+        _fail(str(error))
+
+
+def _batch(data: Path | None, paths: ArtifactPaths) -> Path:
+    from anomalyflow.jobs import batch_or_default
+
+    try:
+        return batch_or_default(data, paths)
+    except ParamsError as error:
+        _fail(str(error))
 
 
 def _configure(params: Params) -> None:
@@ -68,24 +83,24 @@ def _configure(params: Params) -> None:
 def run(
     data: Annotated[
         Path | None,
-        typer.Option(help="Incoming batch (CSV / Parquet); default: the built-in recent data."),
+        typer.Option(help="Incoming batch (CSV / Parquet); default: data.batch in params."),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Start a flow run even when nothing changed since the last one.")
     ] = False,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """The main job: the Prefect retraining flow on the built-in data (or --data)."""
+    """The main job: the Prefect retraining flow on the configured data (or --data)."""
     params = _load(params_path)
     _configure(params)
     from anomalyflow import steps
 
-    paths = ArtifactPaths.from_params(params.paths)
-    batch = data or paths.recent
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    batch = _batch(data, paths)
     if (
         not force
         and batch.exists()
-        and paths.history.exists()
+        and paths.reference.exists()
         and steps.nothing_changed(steps.file_digest(batch), params, paths)
     ):
         # The flow's own first check, made before paying for a Prefect API start-up.
@@ -110,7 +125,7 @@ def run(
         typer.echo(f"Prefect API at {server.api_url} (UI at {server.api_url[:-4]})")
     flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
-        summary = flow(batch=str(data) if data else None, params_file=str(params_path))
+        summary = flow(batch=str(batch), params_file=str(params_path))
     except DataValidationError as error:
         _fail(f"batch rejected, moved to quarantine; nothing downstream changed.\n{error}")
     except RegistryError as error:
@@ -135,6 +150,11 @@ def run(
     typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
     for name, path in summary.reports.items():
         typer.echo(f"Report ({name}): {path}")
+    if params.data.source != "synthetic":
+        # dvc.yaml's stages generate and read the built-in files; recording them would
+        # credit this run's artifacts to data it never used.
+        typer.echo("DVC: dvc.yaml describes the built-in data set; user files not recorded.")
+        return
     from anomalyflow.versioning import LedgerError, record_run
 
     try:
@@ -164,7 +184,7 @@ def pretrain(params_path: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def validate(
-    data: Annotated[Path | None, typer.Option(help="Batch; default: the recent data.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Batch; default: data.batch.")] = None,
     rebuild_suite: Annotated[
         bool,
         typer.Option(help="Rebuild gx/expectations from the reference data (drops hand edits)."),
@@ -175,9 +195,10 @@ def validate(
     from anomalyflow import steps
     from anomalyflow.validation.suite import DataValidationError
 
-    params, paths = _stage(params_path)
+    params, paths, schema = _stage(params_path)
+    batch = _batch(data, paths)
     try:
-        result = steps.validate(data or paths.recent, params, paths, rebuild_suite=rebuild_suite)
+        result = steps.validate(batch, params, paths, schema, rebuild_suite=rebuild_suite)
     except (DataValidationError, InputError) as error:
         _fail(str(error))
     typer.echo(f"{result.evaluated} expectations passed; Data Docs: {result.data_docs}")
@@ -185,19 +206,17 @@ def validate(
 
 @app.command()
 def drift(
-    data: Annotated[Path | None, typer.Option(help="Batch; default: the recent data.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Batch; default: data.batch.")] = None,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Evidently drift of a batch against the reference; HTML and JSON reports."""
     from anomalyflow import steps
     from anomalyflow.data.loaders import read_table
-    from anomalyflow.jobs import SYNTHETIC_SCHEMA
 
-    params, paths = _stage(params_path)
+    params, paths, schema = _stage(params_path)
+    batch = _batch(data, paths)
     try:
-        result = steps.check_drift(
-            read_table(data or paths.recent, SYNTHETIC_SCHEMA), params, paths
-        )
+        result = steps.check_drift(read_table(batch, schema), params, paths, schema)
     except InputError as error:
         _fail(str(error))
     verdict = "drift" if result.drift_detected else "no drift"
@@ -209,18 +228,18 @@ def drift(
 
 @app.command()
 def finetune(params_path: ParamsOption = Path("params.yaml")) -> None:
-    """Fine-tune the candidate from the versioned backbone on the recent labels."""
+    """Fine-tune the candidate from the versioned backbone on data.batch's labels."""
     from anomalyflow import steps
     from anomalyflow.data.loaders import read_table
     from anomalyflow.detector import AnomalyDetector
-    from anomalyflow.jobs import SYNTHETIC_SCHEMA
 
-    params, paths = _stage(params_path)
+    params, paths, schema = _stage(params_path)
+    batch_path = _batch(None, paths)
     try:
         backbone = AnomalyDetector.load(paths.backbone, params.runtime)
-        batch = read_table(paths.recent, SYNTHETIC_SCHEMA)
-        tuned = steps.finetune(batch, paths.recent, params, paths)
-        steps.save_candidate(tuned, backbone, paths.recent, paths)
+        batch = read_table(batch_path, schema)
+        tuned = steps.finetune(batch, batch_path, params, paths, schema)
+        steps.save_candidate(tuned, backbone, batch_path, paths)
     except InputError as error:
         _fail(str(error))
     typer.echo(f"Candidate: {paths.candidate}")
@@ -232,9 +251,9 @@ def evaluate(params_path: ParamsOption = Path("params.yaml")) -> None:
     from anomalyflow import steps
     from anomalyflow.detector import AnomalyDetector
 
-    params, paths = _stage(params_path)
+    params, paths, schema = _stage(params_path)
     candidate = AnomalyDetector.load(paths.candidate, params.runtime)
-    report, _, _ = steps.evaluate_candidate(candidate, params, paths)
+    report, _, _ = steps.evaluate_candidate(candidate, params, paths, schema)
     typer.echo(f"AUPRC {report.auprc:.4f}, AUROC {report.auroc:.4f}: {paths.evaluation}")
 
 
@@ -244,7 +263,7 @@ def gate(params_path: ParamsOption = Path("params.yaml")) -> None:
     from anomalyflow import steps
     from anomalyflow.detector import AnomalyDetector
 
-    params, paths = _stage(params_path)
+    params, paths, _ = _stage(params_path)
     candidate = AnomalyDetector.load(paths.candidate, params.runtime)
     report, production, comparison = steps.read_evaluation(paths)
     decision, _ = steps.gate(report, production, comparison, candidate, params, paths, None)
@@ -264,10 +283,10 @@ def report(
     """Write the review page of the latest run (evaluation, drift, decision, lineage)."""
     from anomalyflow import steps
 
-    params, paths = _stage(params_path)
+    params, paths, schema = _stage(params_path)
     if not (paths.candidate / "detector.json").exists():
         _fail(f"no trained candidate in {paths.candidate}; run `anomalyflow run` first")
-    page = steps.build_report(params, paths)
+    page = steps.build_report(params, paths, schema)
     typer.echo(f"Report: {page}")
     if open_page:
         import webbrowser
@@ -278,9 +297,9 @@ def report(
 @app.command()
 def schedule(
     cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")],
-    incoming: Annotated[Path, typer.Option(help="Folder where new batches arrive.")] = Path(
-        "data/incoming"
-    ),
+    incoming: Annotated[
+        Path | None, typer.Option(help="Folder where new batches arrive; default: data.incoming.")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port of a local server started here.")] = 4200,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -289,15 +308,16 @@ def schedule(
 
     params = _load(params_path)
     _configure(params)
+    folder = incoming or ArtifactPaths.from_params(params.paths, params.data).incoming
     server = connect_or_start(port)
     use_server(server)
     where = "started a local Prefect server" if server.process else "using the Prefect server"
     typer.echo(f"{where} at {server.api_url} (UI at {server.api_url.removesuffix('/api')})")
-    incoming.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     from flows.schedule import retrain_incoming
 
     typer.echo(
-        f"Serving 'retrain-incoming' on cron '{cron}', batches from {incoming}; "
+        f"Serving 'retrain-incoming' on cron '{cron}', batches from {folder}; "
         "Ctrl-C or SIGTERM stops it."
     )
     try:
@@ -306,8 +326,8 @@ def schedule(
             cron=cron,
             limit=1,
             parameters={
-                "incoming": str(incoming.resolve()),
-                "processed": str((incoming.parent / "processed").resolve()),
+                # Without --incoming each run reads data.incoming from params afresh.
+                "incoming": str(incoming.resolve()) if incoming else None,
                 "params_file": str(params_path.resolve()),
             },
         )
@@ -381,26 +401,33 @@ def fit_score(
 def threshold(
     data: Annotated[Path, typer.Option(help="CSV or Parquet with the model's features.")],
     model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/candidate"),
-    label_column: Annotated[str, typer.Option(help="Label column ('' for none).")] = "is_fraud",
-    id_column: Annotated[str, typer.Option(help="Id column ('' for none).")] = "transaction_id",
-    timestamp_column: Annotated[str, typer.Option(help="'' for none.")] = "timestamp",
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column ('' for none); default: data.label.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(help="Id column ('' for none); default: data.id.")
+    ] = None,
+    timestamp_column: Annotated[
+        str | None, typer.Option(help="'' for none; default: data.timestamp.")
+    ] = None,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Refit a saved model's threshold on DATA with params' threshold rule; no retraining."""
     from dataclasses import replace
 
     from anomalyflow.data.loaders import read_table
-    from anomalyflow.data.schema import Schema
     from anomalyflow.detector import AnomalyDetector
+    from anomalyflow.jobs import schema_from
 
     params = _load(params_path)
     detector = AnomalyDetector.load(model)
     detector.settings = replace(detector.settings, threshold=params.threshold)
+    configured = schema_from(params.data)
     schema = Schema(
         detector.feature_names_,
-        label=label_column or None,
-        id=id_column or None,
-        timestamp=timestamp_column or None,
+        label=configured.label if label_column is None else label_column or None,
+        id=configured.id if id_column is None else id_column or None,
+        timestamp=configured.timestamp if timestamp_column is None else timestamp_column or None,
     )
     try:
         table = read_table(data, schema)
@@ -663,7 +690,9 @@ def shadow(
     from anomalyflow import steps
     from anomalyflow.registry.store import RegistryError
 
-    params, paths = _stage(params_path)
+    params = _load(params_path)
+    _configure(params)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
     try:
         comparison = steps.shadow(input_file, candidate, params, paths)
     except (InputError, RegistryError) as error:

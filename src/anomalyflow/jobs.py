@@ -1,4 +1,4 @@
-"""Jobs outside the retraining flow: the built-in data, and ``fit-score``.
+"""Jobs outside the retraining flow: the data a run stands on, and ``fit-score``.
 
 Each validates all its inputs before it computes anything and writes its outputs
 atomically, so bad input leaves nothing behind and never replaces a good artifact.
@@ -12,10 +12,10 @@ import numpy as np
 
 from anomalyflow.atomic import atomic_path
 from anomalyflow.data import synthetic
-from anomalyflow.data.loaders import read_npz
+from anomalyflow.data.loaders import read_npz, read_reference, read_table
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
-from anomalyflow.params import Params
+from anomalyflow.params import DataParams, Params, ParamsError
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.training.loop import resolve_batch_size
 
@@ -35,10 +35,43 @@ def settings_from(params: Params) -> DetectorSettings:
     )
 
 
-def ensure_default_data(params: Params, paths: ArtifactPaths) -> None:
-    """Generate the built-in card-transaction data unless it is already there."""
-    if not all(p.exists() for p in (paths.history, paths.recent, paths.holdout)):
-        synthetic.write_parquet(synthetic.generate(params.synthetic), paths.data_dir)
+def schema_from(data: DataParams) -> Schema:
+    """Column roles: the built-in data set's, or those ``data`` names in the user's files."""
+    if data.source == "synthetic":
+        return SYNTHETIC_SCHEMA
+    return Schema(data.features, data.label, data.id or None, data.timestamp or None)
+
+
+def prepare_data(params: Params, paths: ArtifactPaths) -> Schema:
+    """The run's schema, with its reference and holdout in place and sound.
+
+    The built-in data is generated on first use. Both files are read and checked now, so
+    a missing file or column stops a run before it writes anything.
+
+    Raises:
+        InputError: naming the file, the column and the rule it broke.
+    """
+    if params.data.source == "synthetic":
+        generated = (paths.reference, paths.holdout, paths.data_dir / "recent.parquet")
+        if not all(p.exists() for p in generated):
+            synthetic.write_parquet(synthetic.generate(params.synthetic), paths.data_dir)
+    schema = schema_from(params.data)
+    read_reference(paths.reference, schema)
+    holdout = read_table(paths.holdout, schema)
+    assert holdout.y is not None and schema.label is not None
+    if holdout.y.min() == holdout.y.max():
+        raise InputError(
+            paths.holdout, schema.label, "the holdout needs both anomalies (1) and normal rows (0)"
+        )
+    return schema
+
+
+def batch_or_default(batch: Path | None, paths: ArtifactPaths) -> Path:
+    """The batch given, else the configured one (``data.batch``, the built-in recent data)."""
+    chosen = batch or paths.batch
+    if chosen is None:
+        raise ParamsError("no batch given: pass --data FILE or set data.batch in params.yaml")
+    return chosen
 
 
 def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:

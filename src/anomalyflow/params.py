@@ -44,6 +44,25 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
+class DataParams:
+    """The data set: the built-in one, or the user's files and which column plays which role.
+
+    Paths are relative to the working directory. ``batch`` and ``incoming`` apply to both
+    sources; the other keys only to ``files``.
+    """
+
+    source: Literal["synthetic", "files"] = "synthetic"
+    features: tuple[str, ...] = ()  # numeric feature columns
+    label: str | None = None  # 1 = (labeled) anomaly, 0 = normal or unlabeled
+    id: str | None = None  # optional; "" or None: none
+    timestamp: str | None = None  # optional; the latest rows then fit the threshold
+    reference: str = ""  # history, labels optional: pretraining, drift and GX reference
+    holdout: str = ""  # later, fully labeled rows: evaluation and the gate only
+    batch: str = ""  # the batch taken without --data; "": <data_dir>/recent.parquet (synthetic)
+    incoming: str = "data/incoming"  # folder scheduled runs take batches from
+
+
+@dataclass(frozen=True)
 class ModelParams:
     """Shape of the tabular encoder and its heads."""
 
@@ -195,6 +214,7 @@ class ServingParams:
 class Params:
     """Every knob of AnomalyFlow, one section per stage."""
 
+    data: DataParams = field(default_factory=DataParams)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
     model: ModelParams = field(default_factory=ModelParams)
     pretrain: PretrainParams = field(default_factory=PretrainParams)
@@ -226,7 +246,39 @@ def params_from_dict(raw: Any, source: Path) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: the top level must be a mapping of sections")
     params: Params = _build(Params, raw, prefix="", source=source)
+    _check_data(params.data, source)
     return params
+
+
+def _check_data(data: DataParams, source: Path) -> None:
+    """Rules across the ``data`` keys, which their types alone cannot state."""
+    files_only = {
+        "features": data.features,
+        "label": data.label,
+        "id": data.id,
+        "timestamp": data.timestamp,
+        "reference": data.reference,
+        "holdout": data.holdout,
+    }
+    if data.source == "synthetic":
+        # The built-in data has its own columns and files: a set key would be ignored.
+        for key, value in files_only.items():
+            if value:
+                raise ParamsError(
+                    f"{source}: 'data.{key}' applies only to data.source files "
+                    "(the built-in data set has its own); set source: files or remove it"
+                )
+        return
+    for key in ("features", "label", "reference", "holdout"):
+        if not files_only[key]:
+            raise ParamsError(f"{source}: 'data.{key}' is required when data.source is files")
+    named = [*data.features, *(c for c in (data.label, data.id, data.timestamp) if c)]
+    repeated = sorted({c for c in named if named.count(c) > 1})
+    if repeated:
+        raise ParamsError(
+            f"{source}: column '{repeated[0]}' is named twice in 'data' "
+            "(features, label, id and timestamp are distinct columns)"
+        )
 
 
 def _build(cls: type[Any], raw: dict[str, Any], prefix: str, source: Path) -> Any:
@@ -248,13 +300,24 @@ def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
         return _build(hint, value, prefix=f"{key}.", source=source)  # type: ignore[arg-type]
     options = typing.get_args(hint) if _is_union(hint) else (hint,)
     for option in options:
-        if _matches(option, value):
+        if _is_sequence(option):
+            if isinstance(value, list):  # YAML and JSON give lists
+                item = typing.get_args(option)[0]
+                items = [_coerce(item, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+                return tuple(items)
+        elif _matches(option, value):
             return float(value) if option is float else value
     raise ParamsError(f"{source}: '{key}' = {value!r} is not a valid {_describe(hint)}")
 
 
 def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _is_sequence(hint: Any) -> bool:
+    """``tuple[X, ...]``: any number of items of one type (a YAML list)."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
 def _matches(option: Any, value: Any) -> bool:
@@ -274,4 +337,8 @@ def _describe(hint: Any) -> str:
         return " | ".join(repr(a) for a in typing.get_args(hint))
     if _is_union(hint):
         return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if _is_sequence(hint):
+        return f"list of {_describe(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
     return getattr(hint, "__name__", str(hint))

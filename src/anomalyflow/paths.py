@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anomalyflow.params import PathsParams
+from anomalyflow.params import DataParams, PathsParams
 
 
 @dataclass(frozen=True)
@@ -14,23 +14,31 @@ class ArtifactPaths:
 
     data_dir: Path
     artifacts_dir: Path
+    reference: Path  # history: pretraining, and the drift and GX reference
+    holdout: Path  # fully labeled: evaluation and the gate
+    batch: Path | None  # the batch taken when none is given (None: one must be)
+    incoming: Path  # where scheduled runs find new batches
 
     @classmethod
-    def from_params(cls, params: PathsParams, root: Path = Path(".")) -> ArtifactPaths:
-        """Paths relative to ``root`` (the repository by default)."""
-        return cls(root / params.data_dir, root / params.artifacts_dir)
+    def from_params(
+        cls, params: PathsParams, data: DataParams, root: Path = Path(".")
+    ) -> ArtifactPaths:
+        """Paths relative to ``root`` (the repository by default).
 
-    @property
-    def history(self) -> Path:
-        return self.data_dir / "history.parquet"
-
-    @property
-    def recent(self) -> Path:
-        return self.data_dir / "recent.parquet"
-
-    @property
-    def holdout(self) -> Path:
-        return self.data_dir / "holdout.parquet"
+        The built-in data set lives in ``data_dir`` (where ``anomalyflow generate`` and
+        ``dvc.yaml`` put it); user files are where ``data`` says.
+        """
+        data_dir = root / params.data_dir
+        if data.source == "synthetic":
+            reference, holdout = data_dir / "history.parquet", data_dir / "holdout.parquet"
+            batch: Path | None = data_dir / "recent.parquet"
+        else:
+            reference, holdout, batch = root / data.reference, root / data.holdout, None
+        if data.batch:
+            batch = root / data.batch
+        return cls(
+            data_dir, root / params.artifacts_dir, reference, holdout, batch, root / data.incoming
+        )
 
     @property
     def evaluation(self) -> Path:

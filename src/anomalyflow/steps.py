@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from anomalyflow.atomic import write_json
-from anomalyflow.data.loaders import Table, read_table
+from anomalyflow.data.loaders import Table, read_reference, read_table
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.data.splits import stratified_split, time_split
 from anomalyflow.detector import AnomalyDetector
@@ -36,7 +36,7 @@ from anomalyflow.evaluation.gates import (
 )
 from anomalyflow.evaluation.metrics import EvaluationReport, evaluate
 from anomalyflow.evaluation.metrics import write_report as write_evaluation
-from anomalyflow.jobs import CALIBRATION_SHARE, SYNTHETIC_SCHEMA, settings_from
+from anomalyflow.jobs import CALIBRATION_SHARE, settings_from
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.registry.store import (
@@ -52,7 +52,7 @@ from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
     build_suite,
-    suite_exists,
+    suite_fits,
     validate_batch,
 )
 
@@ -78,17 +78,18 @@ def validate(
     batch: Path,
     params: Params,
     paths: ArtifactPaths,
-    schema: Schema = SYNTHETIC_SCHEMA,
+    schema: Schema,
     rebuild_suite: bool = False,
 ) -> ValidationResult:
     """Validate an incoming batch; a failing batch goes to quarantine with its report.
 
-    The suite is built from the reference data the first time (or with
-    ``rebuild_suite``) and then only read, so hand edits to ``gx/expectations/`` stick.
+    The suite is built from the reference data the first time, when the schema changed
+    (or with ``rebuild_suite``), and otherwise only read, so hand edits to
+    ``gx/expectations/`` stick.
     """
     project = Path(params.validation.project_dir)
-    if rebuild_suite or not suite_exists(project):
-        reference = read_table(paths.history, schema.without_label()).frame
+    if rebuild_suite or not suite_fits(project, schema):
+        reference = read_reference(paths.reference, schema).frame
         assert reference is not None
         build_suite(project, schema, reference, params.validation)
     try:
@@ -128,14 +129,12 @@ def quarantine(batch: Path, error: DataValidationError, paths: ArtifactPaths) ->
     return folder
 
 
-def check_drift(
-    batch: Table, params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
-) -> DriftResult:
+def check_drift(batch: Table, params: Params, paths: ArtifactPaths, schema: Schema) -> DriftResult:
     """Drift of the batch against the reference (the data production was trained on)."""
-    reference = read_table(paths.history, schema.without_label()).frame
+    reference = read_reference(paths.reference, schema).frame
     assert reference is not None and batch.frame is not None
     current = batch.frame
-    production = load_production(params)
+    production = _production_for(schema, params)
     if production is not None:
         reference = reference.assign(
             **{
@@ -147,7 +146,9 @@ def check_drift(
         current = current.assign(**{SCORE_COLUMN: production.decision_function(batch.x)})
     reference_labels = None
     if schema.label and paths.reference_labels.exists():
-        reference_labels = pd.read_parquet(paths.reference_labels)[schema.label]
+        saved = pd.read_parquet(paths.reference_labels)
+        if schema.label in saved:  # absent when the last training used another schema
+            reference_labels = saved[schema.label]
     result = detect_drift(
         reference,
         current,
@@ -175,14 +176,14 @@ def nothing_changed(batch_digest: str, params: Params, paths: ArtifactPaths) -> 
         return False
     state = json.loads(paths.state.read_text())
     return bool(
-        state.get("checked") == [batch_digest, params_digest(params), file_digest(paths.history)]
+        state.get("checked") == [batch_digest, params_digest(params), file_digest(paths.reference)]
     )
 
 
 def record_check(batch_digest: str, params: Params, paths: ArtifactPaths) -> None:
     """Remember that this batch passed validation and drift with these params."""
     state = json.loads(paths.state.read_text()) if paths.state.exists() else {}
-    state["checked"] = [batch_digest, params_digest(params), file_digest(paths.history)]
+    state["checked"] = [batch_digest, params_digest(params), file_digest(paths.reference)]
     _write_json(paths.state, state)
 
 
@@ -209,10 +210,8 @@ def training_need(
     return TrainingNeed(False, "no drift and no new labels")
 
 
-def pretrain(
-    params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA
-) -> tuple[AnomalyDetector, bool]:
-    """Reuse the versioned backbone unless params or the reference data changed.
+def pretrain(params: Params, paths: ArtifactPaths, schema: Schema) -> tuple[AnomalyDetector, bool]:
+    """Reuse the versioned backbone unless params, the reference data or its features changed.
 
     Returns:
         The backbone detector and whether it was reused.
@@ -220,14 +219,15 @@ def pretrain(
     fingerprint = _pretrain_fingerprint(params, paths)
     if (paths.backbone / "detector.json").exists():
         saved = AnomalyDetector.load(paths.backbone, params.runtime)
-        if saved.lineage_.get("pretrain_fingerprint") == fingerprint:
+        same_features = saved.feature_names_ == schema.features
+        if same_features and saved.lineage_.get("pretrain_fingerprint") == fingerprint:
             return saved, True
-    reference = read_table(paths.history, schema.without_label())
+    reference = read_reference(paths.reference, schema)
     detector = AnomalyDetector(settings_from(params))
     detector.pretrain(reference.x, schema.features, paths.checkpoints)
     detector.lineage_ = {
         "pretrain_fingerprint": fingerprint,
-        "reference_md5": file_digest(paths.history),
+        "reference_md5": file_digest(paths.reference),
     }
     # The backbone alone is the label-free detector; its threshold needs no labels.
     detector.settings = replace(
@@ -252,8 +252,8 @@ def finetune(
     batch_path: Path,
     params: Params,
     paths: ArtifactPaths,
+    schema: Schema,
     seed: int | None = None,
-    schema: Schema = SYNTHETIC_SCHEMA,
 ) -> FineTuned:
     """Fine-tune from the saved backbone on the batch's labels; threshold on its latest rows.
 
@@ -306,7 +306,7 @@ def evaluate_candidate(
     candidate: AnomalyDetector,
     params: Params,
     paths: ArtifactPaths,
-    schema: Schema = SYNTHETIC_SCHEMA,
+    schema: Schema,
 ) -> tuple[EvaluationReport, EvaluationReport | None, PairedComparison | None]:
     """Score the candidate and, when one exists, production on the frozen holdout."""
     holdout = read_table(paths.holdout, schema)
@@ -317,7 +317,7 @@ def evaluate_candidate(
     )
     write_evaluation(report, paths.evaluation)
     write_curves(holdout.y, scores, paths.plots)
-    production = load_production(params)
+    production = _production_for(schema, params)
     production_report, comparison = None, None
     if production is not None:
         production_scores = production.decision_function(holdout.x)
@@ -389,7 +389,7 @@ def register(
     record: dict[str, Any],
     params: Params,
     paths: ArtifactPaths,
-    schema: Schema = SYNTHETIC_SCHEMA,
+    schema: Schema,
 ) -> ModelVersion:
     """Save the candidate, its decision record and a smoke batch in the model store.
 
@@ -427,7 +427,7 @@ def record_training(
     batch_digest: str,
     params: Params,
     paths: ArtifactPaths,
-    schema: Schema = SYNTHETIC_SCHEMA,
+    schema: Schema,
 ) -> None:
     """Remember what this run trained on: for skip rules and the next label-rate check."""
     if schema.label and batch.y is not None:
@@ -488,12 +488,21 @@ def load_production(params: Params) -> AnomalyDetector | None:
     return registry.load() if registry.state().production else None
 
 
+def _production_for(schema: Schema, params: Params) -> AnomalyDetector | None:
+    """Production, where it scores the schema's features; a model of other columns is no
+    baseline for this data."""
+    production = load_production(params)
+    if production is None or production.feature_names_ != schema.features:
+        return None
+    return production
+
+
 def _pretrain_fingerprint(params: Params, paths: ArtifactPaths) -> str:
     settings = {
         "model": asdict(params.model),
         "pretrain": asdict(params.pretrain),
         "seed": params.runtime.seed,
-        "reference": file_digest(paths.history),
+        "reference": file_digest(paths.reference),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
@@ -512,7 +521,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     write_json(path, payload, default=str)
 
 
-def build_report(params: Params, paths: ArtifactPaths, schema: Schema = SYNTHETIC_SCHEMA) -> Path:
+def build_report(params: Params, paths: ArtifactPaths, schema: Schema) -> Path:
     """Write this run's review page (``artifacts/reports/<time>/index.html``)."""
     folder = paths.reports / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from anomalyflow.cli import app
 from anomalyflow.registry.store import Registry
 from anomalyflow.scheduling import connect_or_start
 from tests.integration.test_main_job import SMALL
@@ -28,7 +26,6 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
     server = connect_or_start(_free_port())
     run = None
     try:
-        monkeypatch.setenv("PREFECT_API_URL", server.api_url)
         run = subprocess.Popen(
             [sys.executable, "-m", "anomalyflow", "run"],
             env=os.environ | {"PREFECT_API_URL": server.api_url},
@@ -48,10 +45,16 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
         registry = Registry(Path(".bentoml"))
         assert registry.state().production is None  # nothing promoted while waiting
 
-        answer = CliRunner().invoke(
-            app, ["approve", str(paused[0]["id"]), "--by", "alice", "--reason", "curves ok"]
+        # A separate process, as a reviewer's shell: Prefect keeps its API settings in-process.
+        review = ["approve", str(paused[0]["id"]), "--by", "alice", "--reason", "curves ok"]
+        answer = subprocess.run(
+            [sys.executable, "-m", "anomalyflow", *review],
+            env=os.environ | {"PREFECT_API_URL": server.api_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        assert answer.exit_code == 0, answer.output
+        assert answer.returncode == 0, answer.stdout + answer.stderr
         output, _ = run.communicate(timeout=300)
     finally:
         if run is not None and run.poll() is None:

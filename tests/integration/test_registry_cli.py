@@ -33,9 +33,7 @@ def registry(
 
 def _batch(path: Path, rows: int = 2000) -> pd.DataFrame:
     x = make_blobs(rows=rows, seed=8)[0]
-    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(6)]).assign(
-        event_id=np.arange(rows)
-    )
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(6)]).assign(event_id=np.arange(rows))
     if path.suffix == ".csv":
         frame.to_csv(path, index=False)
     else:
@@ -78,9 +76,7 @@ def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_score_writes_scores_in_chunks_matching_the_model(
-    registry: Registry, suffix: str
-) -> None:
+def test_score_writes_scores_in_chunks_matching_the_model(registry: Registry, suffix: str) -> None:
     version = registry.versions()[0].version
     frame = _batch(Path(f"batch{suffix}"))
 

@@ -78,9 +78,7 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     broken.to_parquet(incoming / "2026-11-02.parquet")
     pd.DataFrame({"amount": []}).to_csv(incoming / "2026-11-03.csv", index=False)
 
-    outcomes = retrain_incoming(
-        incoming=str(incoming), processed="data/processed", params_file="params.yaml"
-    )
+    outcomes = retrain_incoming(params_file="params.yaml")  # folders from data.incoming
 
     assert outcomes["2026-11-01.parquet"] == "promoted"
     assert outcomes["2026-11-02.parquet"].startswith("quarantined")

@@ -53,7 +53,14 @@ def test_review_page_renders_offline_with_plots_and_working_links(
     Path("params.yaml").write_text(SMALL)
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 0, result.output
-    page = Path(re.search(r"Report \(review page\): (\S+)", result.output).group(1))  # type: ignore[union-attr]
+    production = re.search(r"Registered version (\S+)", result.output).group(1)  # type: ignore[union-attr]
+    shadowed = runner.invoke(
+        app, ["shadow", "--input", "data/recent.parquet", "--candidate", production]
+    )
+    assert shadowed.exit_code == 0, shadowed.output
+    rewritten = runner.invoke(app, ["report"])  # the page now carries the shadow comparison
+    assert rewritten.exit_code == 0, rewritten.output
+    page = Path(rewritten.output.split("Report: ")[1].strip())
 
     dom = subprocess.run(
         [
@@ -69,6 +76,7 @@ def test_review_page_renders_offline_with_plots_and_working_links(
         check=True,
     ).stdout
     assert "Decision:" in dom and "Evaluation on the holdout" in dom
+    assert "Shadow comparison" in dom and "disagreement 0.00%" in dom
     assert dom.count('src="data:image/png;base64,') == 2  # PR/ROC and histograms inline
 
     parser = _Links()

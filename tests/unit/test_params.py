@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ def test_repository_params_yaml_loads_and_covers_every_section() -> None:
     assert params.finetune.max_epochs == 10
     assert params.pretrain.batch_size == "auto"
     assert params.synthetic.drift.new_fraud_pattern is False
+    assert params.data.source == "synthetic" and params.data.incoming == "data/incoming"
 
 
 def test_params_are_frozen() -> None:
@@ -62,3 +64,53 @@ def test_missing_keys_take_defaults_and_ints_become_floats(tmp_path: Path) -> No
     assert isinstance(params.pretrain.learning_rate, float)
     assert params.pretrain.batch_size == 64
     assert params.finetune == Params().finetune
+
+
+def test_data_section_parses_lists_into_tuples(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "data:\n  source: files\n  features: [temperature_c, pressure_kpa]\n  label: fault\n"
+        "  id: ''\n  timestamp: null\n  reference: ref.parquet\n  holdout: holdout.csv\n"
+    )
+    data = load_params(path).data
+    assert data.features == ("temperature_c", "pressure_kpa")
+    assert data.label == "fault" and not data.id and data.timestamp is None
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ("temperature_c", "'data.features' = 'temperature_c' is not a valid list of str"),
+        ("[temperature_c, 3]", "'data.features[1]' = 3 is not a valid str"),
+        ("{a: 1}", "'data.features' = {'a': 1} is not a valid list of str"),
+        ("[]", "'data.features' is required when data.source is files"),
+        ("[temperature_c, fault]", "column 'fault' is named twice in 'data'"),
+    ],
+)
+def test_bad_feature_lists_are_refused_by_dotted_key(
+    tmp_path: Path, features: str, message: str
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        f"data:\n  source: files\n  features: {features}\n  label: fault\n"
+        "  reference: ref.parquet\n  holdout: holdout.parquet\n"
+    )
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data:\n  features: [a]\n", "'data.features' applies only to data.source files"),
+        ("data:\n  source: files\n  features: [a]\n", "'data.label' is required"),
+        ("data:\n  source: csv\n", "'data.source' = 'csv' is not a valid 'synthetic' | 'files'"),
+    ],
+)
+def test_data_keys_that_do_not_fit_the_source_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        load_params(path)

@@ -29,7 +29,22 @@ class Table:
 def read_table(path: Path | str, schema: Schema, min_rows: int = 1) -> Table:
     """Load a CSV or Parquet file that must match ``schema`` exactly (no extra columns)."""
     path = Path(path)
+    return _table(path, _read_frame(path), schema, min_rows)
+
+
+def read_reference(path: Path | str, schema: Schema) -> Table:
+    """Load reference (history) data: ``schema``'s columns, its label column optional.
+
+    Pretraining ignores labels, so a history with or without them serves alike.
+    """
+    path = Path(path)
     frame = _read_frame(path)
+    if schema.label not in frame.columns:
+        schema = schema.without_label()
+    return _table(path, frame, schema, min_rows=1)
+
+
+def _table(path: Path, frame: pd.DataFrame, schema: Schema, min_rows: int) -> Table:
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise InputError(path, missing[0], "missing column required by the schema")

@@ -76,8 +76,8 @@ class AnomalyService:
 
     def _load(self, version: str) -> None:
         stored = bentoml.models.get(f"{MODEL_NAME}:{version}")
-        detector = AnomalyDetector.load(Path(stored.path) / "detector")
-        self.model, self.version = detector, version  # one assignment: requests see either
+        # One reference swap: a request sees the old pair or the new one, never a mix.
+        self.serving = (AnomalyDetector.load(Path(stored.path) / "detector"), version)
 
     def _log_signature(self) -> tuple[int, int] | None:
         try:
@@ -93,10 +93,10 @@ class AnomalyService:
                 signature = self._log_signature()
                 if signature != self._log_seen:
                     production = self.registry.state().production
-                    if production and production != self.version:
+                    if production and production != self.serving[1]:
                         self._load(production)
                     self._log_seen = signature
-        return self.model, self.version
+        return self.serving
 
     def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
         try:

@@ -2,12 +2,14 @@
 that validates every incoming batch against it.
 
 The suite lives in a file-based GX project folder (``gx/`` by default) in the
-repository, so people can read and edit it by hand; it is only rebuilt on request.
+repository, so people can read and edit it by hand. It records the schema it was built
+for in its ``meta`` and is rebuilt when that schema changes, or on request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from anomalyflow.params import ValidationParams
 from anomalyflow.telemetry import disable_telemetry
 
 SUITE = "incoming_batch"
+_SCHEMA_META = "anomalyflow_schema"
 _SOURCE, _ASSET, _BATCH = "anomalyflow", "incoming_batch", "whole_batch"
 _NUMERIC_TYPES = [
     "int8",
@@ -122,7 +125,7 @@ def build_suite(
     import great_expectations as gx
 
     context = _context(project_dir)
-    suite = gx.ExpectationSuite(name=SUITE)
+    suite = gx.ExpectationSuite(name=SUITE, meta={_SCHEMA_META: _schema_record(schema)})
     for expectation in build_expectations(schema, reference, params):
         suite.add_expectation(expectation)
     context.suites.add_or_update(suite)
@@ -138,9 +141,26 @@ def _forget_checkpoint(context: Any) -> None:
             store.delete(SUITE)
 
 
-def suite_exists(project_dir: Path) -> bool:
-    """Whether a suite was built (and possibly hand-edited) already."""
-    return (project_dir / "gx" / "expectations" / f"{SUITE}.json").exists()
+def suite_fits(project_dir: Path, schema: Schema) -> bool:
+    """Whether a suite (possibly hand-edited) was built for ``schema``'s columns already.
+
+    A suite for other columns would reject every batch, or pass batches it never checks.
+    """
+    path = project_dir / "gx" / "expectations" / f"{SUITE}.json"
+    if not path.exists():
+        return False
+    meta = json.loads(path.read_text()).get("meta") or {}
+    return bool(meta.get(_SCHEMA_META) == _schema_record(schema))
+
+
+def _schema_record(schema: Schema) -> dict[str, Any]:
+    """The schema as the suite's JSON holds it: readable in a diff, compared as is."""
+    return {
+        "features": list(schema.features),
+        "label": schema.label,
+        "id": schema.id,
+        "timestamp": schema.timestamp,
+    }
 
 
 def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -> ValidationResult:

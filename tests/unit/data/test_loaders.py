@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomalyflow.data.loaders import read_npz, read_table
+from anomalyflow.data.loaders import read_npz, read_reference, read_table
 from anomalyflow.data.schema import InputError, Schema
 
 SCHEMA = Schema(features=("f1", "f2"), label="label", id="txn_id", timestamp="ts")
@@ -132,6 +132,21 @@ def test_label_column_is_required_by_a_labeled_schema(tmp_path: Path, fmt: str) 
         read_table(path, SCHEMA)
 
     assert "missing column" in refused(call, path, "label")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reference_may_carry_labels_or_not_but_needs_every_feature(
+    tmp_path: Path, fmt: str
+) -> None:
+    labeled = read_reference(write(good_frame(), tmp_path, fmt), SCHEMA)
+    unlabeled = read_reference(write(good_frame().drop(columns="label"), tmp_path, fmt), SCHEMA)
+    assert labeled.y is not None and unlabeled.y is None
+    np.testing.assert_array_equal(labeled.x, unlabeled.x)
+
+    path = write(good_frame().drop(columns="f2"), tmp_path, fmt)
+    with pytest.raises(InputError) as call:
+        read_reference(path, SCHEMA)
+    assert "missing column required by the schema" in refused(call, path, "f2")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 
 from anomalyflow.data import synthetic
+from anomalyflow.data.schema import Schema
 from anomalyflow.jobs import SYNTHETIC_SCHEMA
 from anomalyflow.params import Params
 from anomalyflow.validation.suite import (
     DataValidationError,
     build_suite,
-    suite_exists,
+    suite_fits,
     validate_batch,
 )
 
@@ -34,9 +35,18 @@ def test_suite_is_a_hand_editable_file_in_the_project(
     project: tuple[Path, pd.DataFrame],
 ) -> None:
     root, _ = project
-    assert suite_exists(root)
+    assert suite_fits(root, SYNTHETIC_SCHEMA)
     text = (root / "gx" / "expectations" / "incoming_batch.json").read_text()
     assert "expect_column_values_to_be_between" in text and '"amount"' in text
+
+
+def test_suite_fits_only_the_schema_it_was_built_for(
+    project: tuple[Path, pd.DataFrame],
+) -> None:
+    root, _ = project
+    assert not suite_fits(root, Schema(("temperature_c", "pressure_kpa"), label="fault"))
+    assert not suite_fits(root, SYNTHETIC_SCHEMA.without_label())
+    assert not suite_fits(root.parent / "no-project-here", SYNTHETIC_SCHEMA)
 
 
 def test_clean_batch_passes_and_builds_data_docs(project: tuple[Path, pd.DataFrame]) -> None:
