@@ -151,7 +151,8 @@ class AnomalyDetector:
             raise RuntimeError("the detector is not fitted")
         network = self.network()
         device = resolve_device(self.settings.runtime.device)
-        network.to(device)
+        if next(network.parameters()).device.type != device.type:
+            network.to(device)
         scores = np.empty(len(x), dtype=np.float64)
         with torch.inference_mode(), autocast(device):
             for start in range(0, len(x), SCORE_BATCH):
@@ -182,10 +183,13 @@ class AnomalyDetector:
     def network(self) -> torch.nn.Module:
         """The torch module that maps scaled rows ``(batch, features)`` to scores."""
         if self.scorer_ is not None:
-            return self.scorer_.eval()
-        if self.backbone_ is not None:
-            return _ReconstructionScorer(self.backbone_).eval()
-        raise RuntimeError("the detector is not fitted")
+            module: torch.nn.Module = self.scorer_
+        elif self.backbone_ is not None:
+            module = _ReconstructionScorer(self.backbone_)
+        else:
+            raise RuntimeError("the detector is not fitted")
+        # eval() and to() walk every submodule: a third of a single-row call; skip no-ops.
+        return module.eval() if any(m.training for m in module.modules()) else module
 
     def save(self, directory: Path) -> None:
         """Write ``weights.safetensors``, ``scaler.safetensors`` and ``detector.json``.
