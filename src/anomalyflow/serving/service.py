@@ -11,8 +11,10 @@ it serves the version packaged with the stage label ``production``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from anomalyflow.params import Params, load_params  # noqa: E402
 from anomalyflow.registry.store import MODEL_NAME, Registry  # noqa: E402
 from anomalyflow.serving.records import RequestRejected, records_to_matrix  # noqa: E402
 from anomalyflow.serving.server import PARAMS_FILE, PINNED_VERSION  # noqa: E402
+
+INLINE_RECORDS = 64  # requests up to this size are scored on the event loop
 
 
 def _registry() -> Registry:
@@ -104,9 +108,37 @@ class AnomalyService:
         except RequestRejected as rejected:
             raise BentoMLException(str(rejected), error_code=rejected.status) from None
 
+    async def _answer(
+        self, work: Callable[[list[dict[str, Any]]], dict[str, Any]], records: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Small requests run on the event loop, where a thread hand-off would cost more
+        than the model (2 of a single record's 5 ms); large ones in a worker thread, so
+        health checks keep answering meanwhile."""
+        if len(records) <= INLINE_RECORDS:
+            return work(records)
+        return await asyncio.to_thread(work, records)
+
     @bentoml.api(route="/score")
-    def score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Per record: the score, whether it is an anomaly, and the model version."""
+        return await self._answer(self._score, records)
+
+    @bentoml.api(route="/explain")
+    async def explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per record: its score and the features pushing it up the most."""
+        return await self._answer(self._explain, records)
+
+    @bentoml.api(route="/metadata")
+    async def metadata(self) -> dict[str, Any]:
+        """The features a record needs, the model version and its threshold."""
+        model, version = self._follow_promotions()
+        return {
+            "features": list(model.feature_names_),
+            "model_version": version,
+            "threshold": model.threshold_,
+        }
+
+    def _score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
         scores = model.decision_function(self._matrix(model, records))
         return {
@@ -122,9 +154,7 @@ class AnomalyService:
             ],
         }
 
-    @bentoml.api(route="/explain")
-    def explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Per record: its score and the features pushing it up the most."""
+    def _explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
         rows = self._matrix(model, records)
         scores = model.decision_function(rows)
@@ -148,13 +178,3 @@ class AnomalyService:
                 }
             )
         return {"model_version": version, "results": results}
-
-    @bentoml.api(route="/metadata")
-    def metadata(self) -> dict[str, Any]:
-        """The features a record needs, the model version and its threshold."""
-        model, version = self._follow_promotions()
-        return {
-            "features": list(model.feature_names_),
-            "model_version": version,
-            "threshold": model.threshold_,
-        }
