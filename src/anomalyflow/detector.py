@@ -123,11 +123,21 @@ class AnomalyDetector:
         return self
 
     def finetune(
-        self, x: np.ndarray, y: np.ndarray, checkpoint_dir: Path | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        checkpoint_dir: Path | None = None,
+        warm_start: bool = False,
     ) -> AnomalyDetector:
-        """Train the scoring head on rows ``x`` and partial labels ``y`` (at least one 1)."""
+        """Train the scoring head on rows ``x`` and partial labels ``y`` (at least one 1).
+
+        With ``warm_start``, a fine-tuned detector continues from its own scoring model
+        (scaler and backbone unchanged) instead of a new head on the backbone.
+        """
         if self.scaler_ is None:
             raise RuntimeError("pretrain the detector before fine-tuning it")
+        if warm_start and self.scorer_ is None:
+            raise RuntimeError("a warm start needs a fine-tuned detector")
         s = self.settings
         self.scorer_, self.stats_["finetune"] = finetune(
             self.backbone_,
@@ -137,6 +147,7 @@ class AnomalyDetector:
             s.finetune,
             s.runtime,
             checkpoint=_checkpoint(checkpoint_dir, "finetune"),
+            start_from=self.scorer_ if warm_start else None,
         )
         return self
 

@@ -99,6 +99,7 @@ class FinetuneParams:
     patience: int = 5  # early stopping: epochs without validation AUPRC gain
     validation_fraction: float = 0.2  # share of labeled data held out for early stopping
     min_validation_positives: int = 5  # below this, train a fixed schedule, no early stop
+    warm_start: Literal["backbone", "production"] = "backbone"  # production: continue it
 
 
 @dataclass(frozen=True)

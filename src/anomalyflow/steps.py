@@ -245,6 +245,7 @@ class FineTuned:
     detector: AnomalyDetector
     seed: int
     calibration_auprc: float
+    warm_started_from: str | None = None  # the production version it continued, if any
 
 
 def finetune(
@@ -272,10 +273,16 @@ def finetune(
             batch.y, CALIBRATION_SHARE, params.runtime.seed
         )
     runtime = params.runtime if seed is None else replace(params.runtime, seed=seed)
-    candidate = AnomalyDetector.load(paths.backbone, runtime)
+    production = None
+    if params.finetune.warm_start == "production":
+        production = open_registry(params.registry).production()
+    warm = production is not None and _scores_schema(production.detector_dir, schema)
+    candidate = AnomalyDetector.load(
+        production.detector_dir if production is not None and warm else paths.backbone, runtime
+    )
     candidate.settings = replace(settings_from(params), runtime=runtime)
     checkpoints = paths.checkpoints if seed is None else None
-    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], checkpoints)
+    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], checkpoints, warm_start=warm)
     candidate.refit_threshold(batch.x[calibration_rows], batch.y[calibration_rows])
     labels = batch.y[calibration_rows]
     auprc = (
@@ -285,7 +292,9 @@ def finetune(
         if labels.any()
         else 0.0
     )
-    return FineTuned(candidate, runtime.seed, auprc)
+    return FineTuned(
+        candidate, runtime.seed, auprc, production.version if production and warm else None
+    )
 
 
 def save_candidate(
@@ -293,9 +302,14 @@ def save_candidate(
 ) -> AnomalyDetector:
     """Record lineage on the chosen candidate and save it to ``artifacts/candidate``."""
     candidate = best.detector
-    candidate.lineage_ = backbone.lineage_ | {
+    if best.warm_started_from:  # production's lineage: its backbone, scaler and reference
+        origin = candidate.lineage_ | {"warm_started_from": best.warm_started_from}
+    else:
+        origin = backbone.lineage_ | {
+            "backbone_weights_md5": file_digest(paths.backbone / "weights.safetensors")
+        }
+    candidate.lineage_ = origin | {
         "batch_md5": file_digest(batch_path),
-        "backbone_weights_md5": file_digest(paths.backbone / "weights.safetensors"),
         "finetune_seed": str(best.seed),
     }
     candidate.save(paths.candidate)
@@ -486,6 +500,12 @@ def load_production(params: Params) -> AnomalyDetector | None:
     """The production model, where the registry has one."""
     registry = open_registry(params.registry)
     return registry.load() if registry.state().production else None
+
+
+def _scores_schema(detector_dir: Path, schema: Schema) -> bool:
+    """Whether a saved fine-tuned detector takes exactly the schema's features."""
+    described = json.loads((detector_dir / "detector.json").read_text())
+    return bool(described["fine_tuned"]) and tuple(described["feature_names"]) == schema.features
 
 
 def _production_for(schema: Schema, params: Params) -> AnomalyDetector | None:

@@ -45,11 +45,15 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert "Decision: skipped (nothing changed since the last run" in forced.output
     assert "pretrain" not in forced.output.split("Time per step:")[1].split("\n")[0]
 
-    Path("params.yaml").write_text(SMALL.replace("max_epochs: 5", "max_epochs: 4"))
+    first_production = Registry(Path(".bentoml")).state().production
+    warm = SMALL.replace("max_epochs: 5", "max_epochs: 4, warm_start: production")
+    Path("params.yaml").write_text(warm)
     changed = runner.invoke(app, ["run"])
     assert changed.exit_code == 0, changed.output
     assert "params changed" in changed.output
     assert "pretrain (reused)" in changed.output
+    lineage = json.loads(Path("artifacts/decision.json").read_text())["lineage"]
+    assert lineage["warm_started_from"] == first_production
     assert _md5(Path("artifacts/backbone/weights.safetensors")) == backbone
     registry = Registry(Path(".bentoml"))
     versions = registry.versions()

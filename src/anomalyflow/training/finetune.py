@@ -54,6 +54,7 @@ def finetune(
     runtime: RuntimeParams,
     checkpoint: Path | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    start_from: ScoringModel | None = None,
 ) -> tuple[ScoringModel, TrainingStats]:
     """Train a scoring model on scaled rows and partial labels.
 
@@ -63,6 +64,8 @@ def finetune(
         x: scaled rows ``(rows, features)``.
         y: ``(rows,)`` with 1 for labeled anomalies and 0 for the rest; at least one 1.
         checkpoint: file written after every epoch; a matching run resumes from it.
+        start_from: a trained scoring model to continue (warm start) instead of a new
+            head on ``backbone``; its own backbone stays frozen.
 
     Returns:
         The scoring model on the CPU (the best epoch on validation AUPRC when enough
@@ -73,15 +76,22 @@ def finetune(
     device = resolve_device(runtime.device)
     seed_everything(runtime.seed)
     n_features = x.shape[1]
-    pretrained = backbone is not None
-    if backbone is not None:
-        encoder = copy.deepcopy(backbone.encoder)
-        backbone = copy.deepcopy(backbone).requires_grad_(False).eval()
+    if start_from is not None:
+        scorer = copy.deepcopy(start_from)
+        backbone = scorer.backbone
+        if backbone is not None:
+            backbone.requires_grad_(False).eval()
     else:
-        encoder = TabularEncoder(n_features, model.hidden_dim, model.embedding_dim)
-    scorer = ScoringModel(
-        backbone, encoder, ScoringHead(model.embedding_dim, model.head_hidden_dim)
-    ).to(device)
+        if backbone is not None:
+            encoder = copy.deepcopy(backbone.encoder)
+            backbone = copy.deepcopy(backbone).requires_grad_(False).eval()
+        else:
+            encoder = TabularEncoder(n_features, model.hidden_dim, model.embedding_dim)
+        scorer = ScoringModel(
+            backbone, encoder, ScoringHead(model.embedding_dim, model.head_hidden_dim)
+        )
+    scorer = scorer.to(device)
+    pretrained = backbone is not None
 
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     reconstruction = _reconstruction_scores(scorer, data, device)
@@ -111,7 +121,8 @@ def finetune(
             "finetune": asdict(params),
             "seed": runtime.seed,
             "pretrained": pretrained,
-            "backbone": _backbone_digest(backbone),
+            "backbone": _state_digest(backbone),
+            "start_from": _state_digest(start_from),
         },
     )
     track: dict[str, Any] = {"epoch": 0, "best_metric": -1.0, "best_state": None, "stale": 0}
@@ -239,8 +250,8 @@ def _validation_auprc(
     return float(average_precision_score(y[rows], logits.cpu().numpy()))
 
 
-def _backbone_digest(backbone: Backbone | None) -> str:
-    if backbone is None:
+def _state_digest(module: torch.nn.Module | None) -> str:
+    if module is None:
         return "none"
-    arrays = [t.detach().cpu().numpy() for t in backbone.state_dict().values()]
+    arrays = [t.detach().cpu().numpy() for t in module.state_dict().values()]
     return fingerprint(*arrays, settings={})
