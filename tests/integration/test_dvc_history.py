@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.integration.test_dvc_ledger import _dvc
+from tests.integration.test_dvc_ledger import _dvc, small_pipeline
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",
@@ -44,15 +42,7 @@ def test_two_runs_compare_with_dvc_diff_across_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    shutil.copy(REPO / "dvc.yaml", "dvc.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["synthetic"].update(
-        history_rows=6000, recent_rows=4000, holdout_rows=3000, fraud_rate=0.02
-    )
-    params["pretrain"].update(max_epochs=6, max_steps=150)
-    params["finetune"].update(frozen_epochs=2, max_epochs=5, max_steps=150)
-    params["runtime"]["progress"] = False
-    Path("params.yaml").write_text(yaml.safe_dump(params))
+    params = small_pipeline()
     _git("init", "-q")
     _dvc("init", "-q")
     _dvc("remote", "add", "-d", "local", str(tmp_path / "remote"))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,14 +29,10 @@ def _dvc(*args: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    monkeypatch.chdir(project)
+def small_pipeline() -> dict[str, Any]:
+    """The project's dvc.yaml and params.yaml in the working folder, with small data."""
     shutil.copy(REPO / "dvc.yaml", "dvc.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params: dict[str, Any] = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthetic"].update(
         history_rows=6000, recent_rows=4000, holdout_rows=3000, fraud_rate=0.02
     )
@@ -43,6 +40,16 @@ def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
     params["finetune"].update(frozen_epochs=2, max_epochs=5, max_steps=150)
     params["runtime"]["progress"] = False
     Path("params.yaml").write_text(yaml.safe_dump(params))
+    return params
+
+
+def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    small_pipeline()
     _dvc("init", "--no-scm", "-q")
     _dvc("remote", "add", "-d", "local", str(tmp_path / "remote"))
 
