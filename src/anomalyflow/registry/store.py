@@ -38,7 +38,6 @@ from anomalyflow.params import RegistryParams
 
 MODEL_NAME = "anomalyflow-detector"
 Stage = Literal["candidate", "production", "archived"]
-Action = Literal["register", "promote", "rollback", "approve", "reject"]
 KEY_METRICS = ("auprc", "auroc", "precision_at_alert_budget", "recall_at_target_fpr")
 
 
