@@ -704,6 +704,11 @@ def shadow(
         f"{flags['production_only']}, only the candidate {flags['candidate_only']} "
         f"(disagreement {comparison['disagreement_rate']:.2%}); {paths.shadow}"
     )
+    if (paths.candidate / "detector.json").exists():  # the latest run's page, with it added
+        from anomalyflow.jobs import prepare_data
+
+        page = steps.build_report(params, paths, prepare_data(params, paths))
+        typer.echo(f"Report: {page}")
 
 
 @app.command("serving-benchmark")

@@ -469,8 +469,8 @@ def shadow(
 ) -> dict[str, Any]:
     """Score a batch with production and a candidate (default: the newest candidate).
 
-    The comparison is written to ``artifacts/shadow.json`` and shows on the next review
-    page (``anomalyflow report``).
+    The comparison is written to ``artifacts/shadow.json``; every review page written
+    from then on shows it.
     """
     registry = open_registry(params.registry)
     production = registry.production()
