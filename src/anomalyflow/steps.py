@@ -275,14 +275,15 @@ def finetune(
     runtime = params.runtime if seed is None else replace(params.runtime, seed=seed)
     production = None
     if params.finetune.warm_start == "production":
-        production = open_registry(params.registry).production()
-    warm = production is not None and _scores_schema(production.detector_dir, schema)
+        production = _production_version(schema, params)
     candidate = AnomalyDetector.load(
-        production.detector_dir if production is not None and warm else paths.backbone, runtime
+        production.detector_dir if production else paths.backbone, runtime
     )
     candidate.settings = replace(settings_from(params), runtime=runtime)
     checkpoints = paths.checkpoints if seed is None else None
-    candidate.finetune(batch.x[fit_rows], batch.y[fit_rows], checkpoints, warm_start=warm)
+    candidate.finetune(
+        batch.x[fit_rows], batch.y[fit_rows], checkpoints, warm_start=production is not None
+    )
     candidate.refit_threshold(batch.x[calibration_rows], batch.y[calibration_rows])
     labels = batch.y[calibration_rows]
     auprc = (
@@ -292,9 +293,7 @@ def finetune(
         if labels.any()
         else 0.0
     )
-    return FineTuned(
-        candidate, runtime.seed, auprc, production.version if production and warm else None
-    )
+    return FineTuned(candidate, runtime.seed, auprc, production.version if production else None)
 
 
 def save_candidate(
@@ -496,25 +495,19 @@ def shadow(
     return comparison
 
 
-def load_production(params: Params) -> AnomalyDetector | None:
-    """The production model, where the registry has one."""
-    registry = open_registry(params.registry)
-    return registry.load() if registry.state().production else None
-
-
-def _scores_schema(detector_dir: Path, schema: Schema) -> bool:
-    """Whether a saved fine-tuned detector takes exactly the schema's features."""
-    described = json.loads((detector_dir / "detector.json").read_text())
-    return bool(described["fine_tuned"]) and tuple(described["feature_names"]) == schema.features
+def _production_version(schema: Schema, params: Params) -> ModelVersion | None:
+    """Production, where it scores exactly the schema's features: a model of other
+    columns is no baseline for this data, nor a start for fine-tuning."""
+    production = open_registry(params.registry).production()
+    if production is None:
+        return None
+    described = json.loads((production.detector_dir / "detector.json").read_text())
+    return production if tuple(described["feature_names"]) == schema.features else None
 
 
 def _production_for(schema: Schema, params: Params) -> AnomalyDetector | None:
-    """Production, where it scores the schema's features; a model of other columns is no
-    baseline for this data."""
-    production = load_production(params)
-    if production is None or production.feature_names_ != schema.features:
-        return None
-    return production
+    production = _production_version(schema, params)
+    return AnomalyDetector.load(production.detector_dir) if production else None
 
 
 def _pretrain_fingerprint(params: Params, paths: ArtifactPaths) -> str:
