@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 
 from anomalyflow import steps
 from anomalyflow.data.loaders import read_table
-from anomalyflow.jobs import batch_or_default, prepare_data
+from anomalyflow.jobs import prepare_data
 from anomalyflow.params import Params, load_params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.registry.store import open_registry
@@ -66,13 +66,13 @@ class Review(RunInput):
 
 @flow(name="retrain", log_prints=False)
 def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSummary:
-    """Retrain on an incoming batch (by default ``data.batch``, or the built-in recent data)."""
+    """Retrain on an incoming batch (by default ``data.batch``)."""
     params = load_params(params_file)
     paths = ArtifactPaths.from_params(params.paths, params.data)
     clock: dict[str, float] = {}
     started = time.perf_counter()
     schema = prepare_data(params, paths)  # the reference and holdout the batch is judged by
-    batch_path = batch_or_default(Path(batch) if batch else None, paths)
+    batch_path = Path(batch) if batch else paths.batch
     clock["prepare"] = _lap(started)
 
     batch_digest = steps.file_digest(batch_path)

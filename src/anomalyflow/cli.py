@@ -59,15 +59,6 @@ def _stage(params_path: Path) -> tuple[Params, ArtifactPaths, Schema]:
         _fail(str(error))
 
 
-def _batch(data: Path | None, paths: ArtifactPaths) -> Path:
-    from anomalyflow.jobs import batch_or_default
-
-    try:
-        return batch_or_default(data, paths)
-    except ParamsError as error:
-        _fail(str(error))
-
-
 def _configure(params: Params) -> None:
     import torch
 
@@ -96,7 +87,7 @@ def run(
     from anomalyflow import steps
 
     paths = ArtifactPaths.from_params(params.paths, params.data)
-    batch = _batch(data, paths)
+    batch = data or paths.batch
     if (
         not force
         and batch.exists()
@@ -150,10 +141,13 @@ def run(
     typer.echo("Time per step: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
     for name, path in summary.reports.items():
         typer.echo(f"Report ({name}): {path}")
-    if params.data.source != "synthetic":
-        # dvc.yaml's stages generate and read the built-in files; recording them would
-        # credit this run's artifacts to data it never used.
-        typer.echo("DVC: dvc.yaml describes the built-in data set; user files not recorded.")
+    if batch.resolve() != paths.batch.resolve():
+        # dvc.yaml's stages read data.batch; recording them would credit this run's
+        # artifacts to a batch it never used.
+        typer.echo(
+            f"DVC: not recorded, dvc.yaml versions data.batch ({paths.batch}), not {batch}; "
+            "set data.batch to this file to version its runs."
+        )
         return
     from anomalyflow.versioning import LedgerError, record_run
 
@@ -196,7 +190,7 @@ def validate(
     from anomalyflow.validation.suite import DataValidationError
 
     params, paths, schema = _stage(params_path)
-    batch = _batch(data, paths)
+    batch = data or paths.batch
     try:
         result = steps.validate(batch, params, paths, schema, rebuild_suite=rebuild_suite)
     except (DataValidationError, InputError) as error:
@@ -214,7 +208,7 @@ def drift(
     from anomalyflow.data.loaders import read_table
 
     params, paths, schema = _stage(params_path)
-    batch = _batch(data, paths)
+    batch = data or paths.batch
     try:
         result = steps.check_drift(read_table(batch, schema), params, paths, schema)
     except InputError as error:
@@ -234,7 +228,7 @@ def finetune(params_path: ParamsOption = Path("params.yaml")) -> None:
     from anomalyflow.detector import AnomalyDetector
 
     params, paths, schema = _stage(params_path)
-    batch_path = _batch(None, paths)
+    batch_path = paths.batch
     try:
         backbone = AnomalyDetector.load(paths.backbone, params.runtime)
         batch = read_table(batch_path, schema)
@@ -365,17 +359,35 @@ def pipeline_benchmark(
 @app.command("generate")
 def generate(
     params_path: ParamsOption = Path("params.yaml"),
-    out: Annotated[Path | None, typer.Option(help="Folder (default: paths.data_dir).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the three files (default: the data.* paths).")
+    ] = None,
 ) -> None:
-    """Write the built-in card-transaction data set (history, recent, holdout) as Parquet."""
+    """The data stage: write the built-in data set (history, recent, holdout) as Parquet.
+
+    With ``data.source: files`` nothing is generated: your files are checked, and DVC
+    versions them as this stage's outputs.
+    """
     from anomalyflow.data import synthetic
+    from anomalyflow.jobs import prepare_data
 
     params = _load(params_path)
-    written = synthetic.write_parquet(
-        synthetic.generate(params.synthetic), out or Path(params.paths.data_dir)
-    )
-    for name, path in written.items():
-        typer.echo(f"{name}: {path}")
+    if out is not None:
+        written = synthetic.write_parquet(
+            synthetic.generate(params.synthetic), synthetic.split_files(out)
+        )
+        for name, path in written.items():
+            typer.echo(f"{name}: {path}")
+        return
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    try:
+        prepare_data(params, paths, regenerate=True)
+        if not paths.batch.exists():
+            raise InputError(paths.batch, None, "file not found (data.batch)")
+    except InputError as error:
+        _fail(str(error))
+    kind = "generated" if params.data.source == "synthetic" else "your files, checked"
+    typer.echo(f"Data ({kind}): {paths.reference}, {paths.batch}, {paths.holdout}")
 
 
 @app.command("fit-score")

@@ -15,7 +15,7 @@ from anomalyflow.data import synthetic
 from anomalyflow.data.loaders import read_npz, read_reference, read_table
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
-from anomalyflow.params import DataParams, Params, ParamsError
+from anomalyflow.params import DataParams, Params
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.training.loop import resolve_batch_size
 
@@ -42,19 +42,20 @@ def schema_from(data: DataParams) -> Schema:
     return Schema(data.features, data.label, data.id or None, data.timestamp or None)
 
 
-def prepare_data(params: Params, paths: ArtifactPaths) -> Schema:
+def prepare_data(params: Params, paths: ArtifactPaths, regenerate: bool = False) -> Schema:
     """The run's schema, with its reference and holdout in place and sound.
 
-    The built-in data is generated on first use. Both files are read and checked now, so
-    a missing file or column stops a run before it writes anything.
+    The built-in data is generated on first use (and again with ``regenerate``). Both
+    files are read and checked now, so a missing file or column stops a run before it
+    writes anything.
 
     Raises:
         InputError: naming the file, the column and the rule it broke.
     """
     if params.data.source == "synthetic":
-        generated = (paths.reference, paths.holdout, paths.data_dir / "recent.parquet")
-        if not all(p.exists() for p in generated):
-            synthetic.write_parquet(synthetic.generate(params.synthetic), paths.data_dir)
+        generated = {"history": paths.reference, "recent": paths.batch, "holdout": paths.holdout}
+        if regenerate or not all(p.exists() for p in generated.values()):
+            synthetic.write_parquet(synthetic.generate(params.synthetic), generated)
     schema = schema_from(params.data)
     read_reference(paths.reference, schema)
     holdout = read_table(paths.holdout, schema)
@@ -64,14 +65,6 @@ def prepare_data(params: Params, paths: ArtifactPaths) -> Schema:
             paths.holdout, schema.label, "the holdout needs both anomalies (1) and normal rows (0)"
         )
     return schema
-
-
-def batch_or_default(batch: Path | None, paths: ArtifactPaths) -> Path:
-    """The batch given, else the configured one (``data.batch``, the built-in recent data)."""
-    chosen = batch or paths.batch
-    if chosen is None:
-        raise ParamsError("no batch given: pass --data FILE or set data.batch in params.yaml")
-    return chosen
 
 
 def fit_score(train: Path, test: Path, out: Path, params: Params) -> np.ndarray:

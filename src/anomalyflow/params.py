@@ -47,8 +47,9 @@ class SyntheticParams:
 class DataParams:
     """The data set: the built-in one, or the user's files and which column plays which role.
 
-    Paths are relative to the working directory. ``batch`` and ``incoming`` apply to both
-    sources; the other keys only to ``files``.
+    Paths are relative to the working directory and name the files for both sources: the
+    built-in data is generated there, and ``dvc.yaml`` versions whatever they hold. The
+    column keys apply only to ``files``.
     """
 
     source: Literal["synthetic", "files"] = "synthetic"
@@ -56,9 +57,9 @@ class DataParams:
     label: str | None = None  # 1 = (labeled) anomaly, 0 = normal or unlabeled
     id: str | None = None  # optional; "" or None: none
     timestamp: str | None = None  # optional; the latest rows then fit the threshold
-    reference: str = ""  # history, labels optional: pretraining, drift and GX reference
-    holdout: str = ""  # later, fully labeled rows: evaluation and the gate only
-    batch: str = ""  # the batch taken without --data; "": <data_dir>/recent.parquet (synthetic)
+    reference: str = "data/history.parquet"  # pretraining, drift and GX reference
+    holdout: str = "data/holdout.parquet"  # later, fully labeled rows: evaluation and the gate
+    batch: str = "data/recent.parquet"  # the batch taken without --data
     incoming: str = "data/incoming"  # folder scheduled runs take batches from
 
 
@@ -253,25 +254,26 @@ def params_from_dict(raw: Any, source: Path) -> Params:
 
 def _check_data(data: DataParams, source: Path) -> None:
     """Rules across the ``data`` keys, which their types alone cannot state."""
-    files_only = {
+    for key in ("reference", "holdout", "batch"):
+        if not getattr(data, key):
+            raise ParamsError(f"{source}: 'data.{key}' must name a file (dvc.yaml versions it)")
+    columns: dict[str, object] = {
         "features": data.features,
         "label": data.label,
         "id": data.id,
         "timestamp": data.timestamp,
-        "reference": data.reference,
-        "holdout": data.holdout,
     }
     if data.source == "synthetic":
-        # The built-in data has its own columns and files: a set key would be ignored.
-        for key, value in files_only.items():
+        # The built-in data has its own columns: a set key would be ignored.
+        for key, value in columns.items():
             if value:
                 raise ParamsError(
                     f"{source}: 'data.{key}' applies only to data.source files "
-                    "(the built-in data set has its own); set source: files or remove it"
+                    "(the built-in data set has its own columns); set source: files or remove it"
                 )
         return
-    for key in ("features", "label", "reference", "holdout"):
-        if not files_only[key]:
+    for key in ("features", "label"):
+        if not columns[key]:
             raise ParamsError(f"{source}: 'data.{key}' is required when data.source is files")
     named = [*data.features, *(c for c in (data.label, data.id, data.timestamp) if c)]
     repeated = sorted({c for c in named if named.count(c) > 1})

@@ -16,28 +16,21 @@ class ArtifactPaths:
     artifacts_dir: Path
     reference: Path  # history: pretraining, and the drift and GX reference
     holdout: Path  # fully labeled: evaluation and the gate
-    batch: Path | None  # the batch taken when none is given (None: one must be)
+    batch: Path  # the batch taken when none is given
     incoming: Path  # where scheduled runs find new batches
 
     @classmethod
     def from_params(
         cls, params: PathsParams, data: DataParams, root: Path = Path(".")
     ) -> ArtifactPaths:
-        """Paths relative to ``root`` (the repository by default).
-
-        The built-in data set lives in ``data_dir`` (where ``anomalyflow generate`` and
-        ``dvc.yaml`` put it); user files are where ``data`` says.
-        """
-        data_dir = root / params.data_dir
-        if data.source == "synthetic":
-            reference, holdout = data_dir / "history.parquet", data_dir / "holdout.parquet"
-            batch: Path | None = data_dir / "recent.parquet"
-        else:
-            reference, holdout, batch = root / data.reference, root / data.holdout, None
-        if data.batch:
-            batch = root / data.batch
+        """Paths relative to ``root`` (the repository by default), as ``dvc.yaml`` names them."""
         return cls(
-            data_dir, root / params.artifacts_dir, reference, holdout, batch, root / data.incoming
+            root / params.data_dir,
+            root / params.artifacts_dir,
+            root / data.reference,
+            root / data.holdout,
+            root / data.batch,
+            root / data.incoming,
         )
 
     @property

@@ -19,12 +19,17 @@ from tests.conftest import REPO
 runner = CliRunner()
 
 
-def _dvc(*args: str) -> str:
+def _dvc(*args: str, cwd: Path | None = None) -> str:
     # Stage commands run `anomalyflow`, found on PATH as in an activated virtualenv.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = os.environ | {"DVC_NO_ANALYTICS": "1", "PATH": path}
     done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-m", "dvc", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=cwd,
     )
     return done.stdout + done.stderr
 
@@ -59,7 +64,7 @@ def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
     assert "DVC: recorded" in result.output
     lock = yaml.safe_load(Path("dvc.lock").read_text())
     assert set(lock["stages"]) == {
-        "generate",
+        "data",
         "validate",
         "drift",
         "pretrain",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
@@ -41,17 +43,23 @@ def write_sensor_data(folder: Path) -> None:
     holdout.to_parquet(folder / "holdout.parquet", index=False)
 
 
-def user_params(folder: Path) -> str:
-    return SMALL + (
-        "data:\n"
-        "  source: files\n"
-        f"  features: [{', '.join(FEATURES)}]\n"
-        "  label: fault\n"
-        "  id: reading_id\n"
-        "  timestamp: measured_at\n"
-        f"  reference: {folder / 'reference.parquet'}\n"
-        f"  holdout: {folder / 'holdout.parquet'}\n"
-    )
+def user_params() -> str:
+    """The project's params.yaml (dvc.yaml reads every section) with small runs and our files."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in yaml.safe_load(SMALL).items():
+        params[section].update(values)
+    params["data"] = {
+        "source": "files",
+        "features": list(FEATURES),
+        "label": "fault",
+        "id": "reading_id",
+        "timestamp": "measured_at",
+        "reference": "mydata/reference.parquet",
+        "holdout": "mydata/holdout.parquet",
+        "batch": "mydata/batch.csv",
+        "incoming": "mydata/incoming",
+    }
+    return str(yaml.safe_dump(params))
 
 
 @pytest.fixture
@@ -60,20 +68,23 @@ def user_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "gx", tmp_path / "gx", ignore=shutil.ignore_patterns("uncommitted"))
     (tmp_path / "mydata").mkdir()
     write_sensor_data(tmp_path / "mydata")
-    (tmp_path / "params.yaml").write_text(user_params(tmp_path / "mydata"))
+    (tmp_path / "params.yaml").write_text(user_params())
     monkeypatch.chdir(tmp_path)
     return tmp_path / "mydata"
 
 
-def test_run_trains_on_user_files_and_evaluates_on_their_holdout(user_project: Path) -> None:
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_run_trains_on_user_files_and_dvc_versions_them(user_project: Path, tmp_path: Path) -> None:
     shutil.copy(REPO / "dvc.yaml", "dvc.yaml")
     _dvc("init", "--no-scm", "-q")
+    _dvc("remote", "add", "-d", "local", str(tmp_path / "remote"))
 
-    result = runner.invoke(app, ["run", "--data", str(user_project / "batch.csv")])
+    result = runner.invoke(app, ["run"])
 
     assert result.exit_code == 0, result.output
-    assert "DVC: dvc.yaml describes the built-in data set" in result.output
-    assert not Path("dvc.lock").exists()  # no ledger crediting the built-in files
     evaluation = json.loads(Path("artifacts/evaluation.json").read_text())
     assert evaluation["rows"] == 2000  # the user's holdout, not the built-in one
     assert evaluation["auroc"] > 0.85
@@ -82,6 +93,29 @@ def test_run_trains_on_user_files_and_evaluates_on_their_holdout(user_project: P
     suite = json.loads(Path("gx/expectations/incoming_batch.json").read_text())
     assert suite["meta"]["anomalyflow_schema"]["features"] == list(FEATURES)  # rebuilt
     assert not Path("data/history.parquet").exists()  # no built-in data was generated
+
+    # dvc.lock credits the model to the user's own files, and the remote holds them.
+    assert "DVC: recorded" in result.output
+    lock = yaml.safe_load(Path("dvc.lock").read_text())["stages"]
+    recorded = {out["path"]: out["md5"] for out in lock["data"]["outs"]}
+    for name in ("reference.parquet", "batch.csv", "holdout.parquet"):
+        assert recorded[f"mydata/{name}"] == _md5(user_project / name)
+    assert {dep["path"] for dep in lock["finetune"]["deps"]} >= {"mydata/batch.csv"}
+    assert "up to date" in _dvc("status")
+    clone = tmp_path / "clone"
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(name, clone / name)
+    _dvc("pull", "-q", cwd=clone)
+    assert _md5(clone / "mydata/reference.parquet") == _md5(user_project / "reference.parquet")
+
+    # A run on another file trains on it but is not credited to data.batch in dvc.lock.
+    other = pd.read_csv(user_project / "batch.csv")[::2]
+    other.to_csv(user_project / "other.csv", index=False)
+    again = runner.invoke(app, ["run", "--data", str(user_project / "other.csv")])
+    assert again.exit_code == 0, again.output
+    assert "DVC: not recorded" in again.output and "other.csv" in again.output
+    assert yaml.safe_load(Path("dvc.lock").read_text())["stages"] == lock
 
 
 def test_batch_missing_a_feature_is_rejected_naming_it(user_project: Path) -> None:
@@ -113,3 +147,15 @@ def test_missing_reference_or_holdout_column_stops_before_writing(user_project: 
     assert "reference.parquet: file not found" in run.output
     assert not Path("artifacts").exists() and not Path("data").exists()
     assert not Path("gx/uncommitted").exists()  # the suite was not even touched
+
+
+def test_data_stage_checks_user_files_and_generates_nothing(user_project: Path) -> None:
+    checked = runner.invoke(app, ["generate"])
+
+    assert checked.exit_code == 0, checked.output
+    assert "your files, checked" in checked.output
+    assert not Path("data").exists()
+    (user_project / "batch.csv").unlink()
+    missing = runner.invoke(app, ["generate"])
+    assert missing.exit_code == 2
+    assert "batch.csv: file not found (data.batch)" in missing.output

@@ -105,6 +105,7 @@ def test_bad_feature_lists_are_refused_by_dotted_key(
         ("data:\n  features: [a]\n", "'data.features' applies only to data.source files"),
         ("data:\n  source: files\n  features: [a]\n", "'data.label' is required"),
         ("data:\n  source: csv\n", "'data.source' = 'csv' is not a valid 'synthetic' | 'files'"),
+        ("data:\n  batch: ''\n", "'data.batch' must name a file (dvc.yaml versions it)"),
     ],
 )
 def test_data_keys_that_do_not_fit_the_source_are_refused(

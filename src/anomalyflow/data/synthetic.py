@@ -11,6 +11,7 @@ is the reference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +144,8 @@ def generate(params: SyntheticParams) -> SyntheticDataset:
     return SyntheticDataset(frames["history"], frames["recent"], frames["holdout"])
 
 
-def write_parquet(dataset: SyntheticDataset, directory: Path) -> dict[str, Path]:
-    """Write ``history.parquet``, ``recent.parquet`` and ``holdout.parquet`` into ``directory``.
+def write_parquet(dataset: SyntheticDataset, targets: Mapping[str, Path]) -> dict[str, Path]:
+    """Write each split (``history``, ``recent``, ``holdout``) to its file in ``targets``.
 
     Each file is written to a temporary name and renamed, so a crash never leaves a
     half-written split that a later stage would read as complete.
@@ -152,19 +153,20 @@ def write_parquet(dataset: SyntheticDataset, directory: Path) -> dict[str, Path]
     Returns:
         The split name mapped to its file path.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    frames = {"history": dataset.history, "recent": dataset.recent, "holdout": dataset.holdout}
     paths: dict[str, Path] = {}
-    for name, frame in (
-        ("history", dataset.history),
-        ("recent", dataset.recent),
-        ("holdout", dataset.holdout),
-    ):
-        target = directory / f"{name}.parquet"
+    for name, frame in frames.items():
+        target = Path(targets[name])
+        target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as partial:
             frame.to_parquet(partial, index=False)
         paths[name] = target
     return paths
+
+
+def split_files(directory: Path) -> dict[str, Path]:
+    """The usual file of each split in ``directory``: ``history.parquet`` and so on."""
+    return {name: Path(directory) / f"{name}.parquet" for name in ("history", "recent", "holdout")}
 
 
 def _check(params: SyntheticParams) -> None:

@@ -16,6 +16,7 @@ from anomalyflow.data.synthetic import (
     TIMESTAMP,
     SyntheticDataset,
     generate,
+    split_files,
     write_parquet,
 )
 from anomalyflow.params import DriftKnobs, SyntheticParams
@@ -152,7 +153,7 @@ def test_write_parquet_round_trips_and_leaves_no_temp_files(
     dataset: SyntheticDataset, tmp_path: Path
 ) -> None:
     target = tmp_path / "data"
-    paths = write_parquet(dataset, target)
+    paths = write_parquet(dataset, split_files(target))
     assert set(paths) == {"history", "recent", "holdout"}
     assert sorted(p.name for p in target.iterdir()) == [
         "history.parquet",
