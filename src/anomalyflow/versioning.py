@@ -31,16 +31,22 @@ def record_run(root: Path = Path(".")) -> LedgerEntry | None:
     """Commit every stage of ``dvc.yaml`` to ``dvc.lock`` and push; None outside DVC."""
     if not (root / "dvc.yaml").exists() or not (root / ".dvc").is_dir():
         return None
-    disable_telemetry()  # the child process inherits the opt-out
-    _dvc(root, "commit", "--force", "--quiet")
-    has_remote = _dvc(root, "remote", "default", check=False) is not None
-    pushed = _dvc(root, "push") if has_remote else ""
-    count = re.search(r"(\d+) files? pushed", pushed or "")
+    disable_telemetry()  # the child processes inherit the opt-out
+    run_dvc(root, "commit", "--force", "--quiet")
+    try:
+        run_dvc(root, "remote", "default")
+    except LedgerError:  # no default remote: nothing to push to
+        return LedgerEntry(root / "dvc.lock", 0)
+    count = re.search(r"(\d+) files? pushed", run_dvc(root, "push"))
     return LedgerEntry(root / "dvc.lock", int(count.group(1)) if count else 0)
 
 
-def _dvc(root: Path, *args: str, check: bool = True) -> str | None:
-    """Run ``dvc ARGS`` in ``root``; its output, or None when it failed and ``check`` is off."""
+def run_dvc(root: Path, *args: str) -> str:
+    """Run ``dvc ARGS`` in ``root`` and return what it printed.
+
+    Raises:
+        LedgerError: DVC failed; the message is DVC's own.
+    """
     env = dict(os.environ)
     # Stage commands call `anomalyflow`: make this environment's scripts findable.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -52,12 +58,10 @@ def _dvc(root: Path, *args: str, check: bool = True) -> str | None:
         text=True,
         check=False,
     )
-    if done.returncode == 0:
-        return done.stdout
-    if not check:
-        return None
-    problem = (done.stderr or done.stdout).strip().replace("ERROR: ", "")
-    raise LedgerError(f"DVC could not record the run (dvc {args[0]}): {problem}")
+    if done.returncode != 0:
+        problem = (done.stderr or done.stdout).strip().replace("ERROR: ", "")
+        raise LedgerError(f"DVC could not record the run (dvc {args[0]}): {problem}")
+    return done.stdout + done.stderr
 
 
 class LedgerError(RuntimeError):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +11,17 @@ import yaml
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
+from anomalyflow.telemetry import disable_telemetry
+from anomalyflow.versioning import run_dvc
 from tests.conftest import REPO
 
 runner = CliRunner()
 
 
 def _dvc(*args: str, cwd: Path | None = None) -> str:
-    # Stage commands run `anomalyflow`, found on PATH as in an activated virtualenv.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = os.environ | {"DVC_NO_ANALYTICS": "1", "PATH": path}
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=cwd,
-    )
-    return done.stdout + done.stderr
+    """DVC as a user runs it, in ``cwd`` (default: here); raises on failure."""
+    disable_telemetry()
+    return run_dvc(cwd or Path.cwd(), *args)
 
 
 def small_pipeline() -> dict[str, Any]:
