@@ -157,7 +157,7 @@ class RuntimeParams:
 class PathsParams:
     """Where the main job reads and writes, relative to the working directory."""
 
-    data_dir: str = "data"
+    data_dir: str = "data"  # holds quarantine/; the data files are the data.* paths
     artifacts_dir: str = "artifacts"
 
 
