@@ -42,7 +42,7 @@ from anomalyflow.training.loop import TrainingStats
 from anomalyflow.training.pretrain import pretrain
 
 SCORE_BATCH = 8192
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the marginal level is the distance from the median
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,19 @@
 """The pretrained backbone: encoder, pretext decoder, and its reconstruction score.
 
-With no labels, a row is anomalous when its cells are hard to reconstruct. Two masking
-levels are measured, because anomalies come in two kinds:
+With no labels, a row is anomalous when its cells are hard to reconstruct. Two levels
+are measured, because anomalies come in two kinds:
 
 * conditional: each cell hidden (with its group) and predicted from the visible cells,
   its squared error divided by that feature's typical error; it catches rows whose
   values are individually plausible but do not fit together;
-* marginal: every cell hidden at once, so the prediction is the network's notion of a
-  typical row; it catches values that are extreme on their own.
+* marginal: every cell hidden at once, so the best guess is a typical row: the training
+  median, which the robust scaler maps to zero. The error is the row's squared distance
+  from it; it catches values that are extreme on their own. The network is not asked
+  for this guess: it never sees an all-hidden row in training, and its extrapolated
+  answer varies from run to run where the median does not.
 
-Each level's mean error is turned into a tail score ``-log P(error >= e)`` against the
-training rows, so both speak the same units, and the two are added.
+Each level's mean error is turned into a tail score ``-log P(error >= e)`` against
+held-out training rows, so both speak the same units, and the two are added.
 """
 
 from __future__ import annotations
@@ -20,25 +23,24 @@ from torch import nn
 
 from anomalyflow.models.networks import ReconstructionHead, TabularEncoder
 
-MAX_MASK_GROUPS = 8  # scoring cost: one forward pass of the batch per group, plus one
-TAIL_LEVELS = 1001  # quantiles of the training errors kept to compute tail scores
+MAX_MASK_GROUPS = 8  # scoring cost: one forward pass of the batch per group
+TAIL_LEVELS = 1001  # quantiles of the calibration errors kept to compute tail scores
 
 
 class Backbone(nn.Module):
     """Encoder plus decoder, with the statistics that turn errors into a score."""
 
-    masks: torch.Tensor  # (groups + 1, features), 1 where a cell is hidden
+    masks: torch.Tensor  # (groups, features), 1 where a cell is hidden
     error_scale: torch.Tensor  # (features,) typical conditional error per feature
-    error_quantiles: torch.Tensor  # (2, TAIL_LEVELS) training errors per masking level
+    error_quantiles: torch.Tensor  # (2, TAIL_LEVELS) calibration errors per level
 
     def __init__(self, n_features: int, hidden_dim: int, embedding_dim: int) -> None:
         super().__init__()
         self.encoder = TabularEncoder(n_features, hidden_dim, embedding_dim)
         self.decoder = ReconstructionHead(n_features, hidden_dim, embedding_dim)
         groups = min(n_features, MAX_MASK_GROUPS)
-        masks = torch.zeros(groups + 1, n_features)
+        masks = torch.zeros(groups, n_features)
         masks[torch.arange(n_features) % groups, torch.arange(n_features)] = 1.0
-        masks[groups] = 1.0  # the last mask hides everything: the marginal level
         self.register_buffer("masks", masks)
         self.register_buffer("error_scale", torch.ones(n_features))
         self.register_buffer("error_quantiles", torch.zeros(2, TAIL_LEVELS))
@@ -47,24 +49,24 @@ class Backbone(nn.Module):
         """Prediction of every cell of ``x`` ``(batch, features)`` with ``mask`` hidden."""
         return self.decoder(self.encoder(x, mask))  # type: ignore[no-any-return]
 
-    def masked_errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared errors ``(batch, features)`` of each cell: conditional and marginal.
+    def conditional_errors(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared error ``(batch, features)`` of each cell, predicted with its group hidden.
 
         All masks run as one stacked batch: one large matmul is faster than several.
         """
         masks = self.masks
-        levels, batch = masks.shape[0], x.shape[0]
-        stacked_x = x.repeat(levels, 1)
+        groups, batch = masks.shape[0], x.shape[0]
+        stacked_x = x.repeat(groups, 1)
         stacked_mask = masks.repeat_interleave(batch, dim=0)
         prediction = self.reconstruct(stacked_x, stacked_mask).float()
-        errors = ((prediction - stacked_x) ** 2 * stacked_mask).view(levels, batch, -1)
-        return errors[:-1].sum(dim=0), errors[-1]
+        errors = (prediction - stacked_x) ** 2 * stacked_mask
+        return errors.view(groups, batch, -1).sum(dim=0)
 
     def level_errors(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean error per row at each masking level, ``(batch, 2)``."""
-        conditional, marginal = self.masked_errors(x)
-        scale = self.error_scale
-        return torch.stack([conditional.div(scale).mean(dim=1), marginal.mean(dim=1)], dim=1)
+        """Mean error per row at each level, conditional then marginal, ``(batch, 2)``."""
+        conditional = self.conditional_errors(x).div(self.error_scale).mean(dim=1)
+        marginal = x.float().square().mean(dim=1)
+        return torch.stack([conditional, marginal], dim=1)
 
     def reconstruction_score(self, x: torch.Tensor) -> torch.Tensor:
         """Anomaly score per row, ``(batch,)``; higher = more anomalous."""
@@ -77,10 +79,10 @@ class Backbone(nn.Module):
 
 
 def _tail_score(values: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
-    """``-log`` of the training share at or above each value, ``(batch,)``.
+    """``-log`` of the calibration share at or above each value, ``(batch,)``.
 
-    Beyond the largest training error the score keeps growing with the log of the error,
-    so unseen extremes stay ranked instead of tying at the top.
+    Beyond the largest calibration error the score keeps growing with the log of the
+    error, so unseen extremes stay ranked instead of tying at the top.
     """
     levels = quantiles.shape[0]
     below = torch.searchsorted(quantiles.contiguous(), values.contiguous(), right=True)

@@ -28,7 +28,8 @@ from anomalyflow.training.loop import (
     resolve_batch_size,
 )
 
-_CALIBRATION_ROWS = 20_000
+_CALIBRATION_ROWS = 20_000  # at most this many rows are held out of training to calibrate
+_CALIBRATION_SHARE = 0.2  # share of the rows held out, up to _CALIBRATION_ROWS
 _SCORE_BATCH = 4096
 
 
@@ -49,12 +50,13 @@ def pretrain(
         on_epoch_end: called with the finished epoch's index (progress, fault injection).
 
     Returns:
-        The backbone on the CPU, calibrated so its reconstruction score is standardised on
-        ``x``, and the run's statistics.
+        The backbone on the CPU, its reconstruction score calibrated on rows of ``x`` held
+        out of training, and the run's statistics.
     """
     device = resolve_device(runtime.device)
     seed_everything(runtime.seed)
-    rows, n_features = x.shape
+    train_rows, calibration_rows = _calibration_split(len(x), runtime.seed)
+    rows, n_features = len(train_rows), x.shape[1]
     batch_size = resolve_batch_size(params.batch_size, rows)
     epochs = epoch_budget(rows, batch_size, params.max_epochs, params.max_steps)
     backbone = Backbone(n_features, model.hidden_dim, model.embedding_dim).to(device)
@@ -72,6 +74,7 @@ def pretrain(
         start_epoch = int(state["epoch"])
 
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    train = data[train_rows.to(device)]
     steps = rows_seen = 0
     started = time.perf_counter()
     bar = tqdm(
@@ -87,7 +90,7 @@ def pretrain(
         for index in batches(torch.randperm(rows, generator=generator), batch_size):
             mask = _random_mask(len(index), n_features, params, generator).to(device)
             noise = torch.randn(len(index), n_features, generator=generator).to(device)
-            clean = data[index.to(device)]
+            clean = train[index.to(device)]
             corrupted = clean + params.noise_std * noise * (1.0 - mask)
             with autocast(device):
                 prediction = backbone.reconstruct(corrupted, mask)
@@ -113,7 +116,7 @@ def pretrain(
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     seconds = time.perf_counter() - started
-    _calibrate(backbone, data, device)
+    _calibrate(backbone, data[calibration_rows.to(device)], device)
     remove_checkpoint(checkpoint)
     stats = TrainingStats(
         epochs=epochs,
@@ -138,14 +141,28 @@ def _random_mask(
     return mask.float()
 
 
+def _calibration_split(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices ``(train, calibration)``, disjoint unless there are too few rows.
+
+    A network memorises its training rows (on small data most of all), so their errors
+    understate a new row's: calibrated on them, the conditional level's tail score would
+    call every new row extreme and drown the marginal level.
+    """
+    held = min(round(_CALIBRATION_SHARE * rows), _CALIBRATION_ROWS)
+    if held == 0:
+        every = torch.arange(rows)
+        return every, every
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed))
+    return order[held:].sort().values, order[:held].sort().values
+
+
 @torch.no_grad()
-def _calibrate(backbone: Backbone, data: torch.Tensor, device: torch.device) -> None:
-    """Fit the per-feature error scale and the error quantiles on training rows."""
+def _calibrate(backbone: Backbone, sample: torch.Tensor, device: torch.device) -> None:
+    """Fit the per-feature error scale and the error quantiles on held-out rows."""
     backbone.eval()
-    sample = data[:: max(1, len(data) // _CALIBRATION_ROWS)]
     with autocast(device):
         conditional = torch.cat(
-            [backbone.masked_errors(chunk)[0].float() for chunk in sample.split(_SCORE_BATCH)]
+            [backbone.conditional_errors(chunk).float() for chunk in sample.split(_SCORE_BATCH)]
         )
     backbone.error_scale.copy_(conditional.mean(dim=0).clamp_min(1e-6))
     with autocast(device):
