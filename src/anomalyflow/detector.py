@@ -259,8 +259,12 @@ class AnomalyDetector:
         """Rebuild a saved detector; ``runtime`` overrides the saved device settings."""
         directory = Path(directory)
         meta = json.loads((directory / "detector.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{directory}: unsupported detector format")
+        found = meta.get("format_version")
+        if found != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory}: saved in detector format {found}, this AnomalyFlow reads "
+                f"format {FORMAT_VERSION}; train a new model (anomalyflow run --force)"
+            )
         parsed = params_from_dict(meta["settings"], directory / "detector.json")
         settings = DetectorSettings(
             parsed.model,

@@ -75,6 +75,11 @@ def test_saved_model_scores_identically_and_holds_no_pickle(
     meta = json.loads((folder / "detector.json").read_text())
     assert meta["fine_tuned"] is True and meta["feature_names"] == [f"x{j}" for j in range(6)]
 
+    # A model saved by an older release scores differently: refused, not misread.
+    (folder / "detector.json").write_text(json.dumps(meta | {"format_version": 1}))
+    with pytest.raises(ValueError, match="saved in detector format 1"):
+        AnomalyDetector.load(folder)
+
 
 def test_moving_the_threshold_needs_no_retraining(fast_settings: DetectorSettings) -> None:
     x, y = make_blobs(rows=800)
