@@ -1,10 +1,13 @@
 """Fine-tuning: a new scoring head on the pretrained encoder, trained with few labels.
 
 Labels follow the few-label protocol: 1 = a labeled anomaly, 0 = normal or simply not
-labeled. Positives are rare, so every batch mixes a share of them and the loss weighs
-both classes equally (explicit imbalance handling). The encoder starts frozen so the new
-head cannot wreck the pretrained representation, then trains at a fraction of the
-head's learning rate.
+labeled. Positives are rare, so every batch mixes a share of them. The loss is pairwise:
+each labeled anomaly should score above each unlabeled row of the batch. Unlabeled rows
+include unlabeled anomalies, so a loss that drives every unlabeled logit down (balanced
+cross-entropy) also unlearns the reconstruction ranking the head starts from; a ranking
+loss only asks for order, which with one to a few labels does that ranking far less
+harm. The encoder starts frozen so the new head cannot wreck the pretrained
+representation, then trains at a fraction of the head's learning rate.
 """
 
 from __future__ import annotations
@@ -111,7 +114,6 @@ def finetune(
         ],
         weight_decay=params.weight_decay,
     )
-    loss_fn = nn.BCEWithLogitsLoss()
 
     run_id = fingerprint(
         x,
@@ -162,10 +164,7 @@ def finetune(
             index = torch.cat([positive_batch, negative_batch]).to(device)
             with autocast(device):
                 logits = scorer.logits(data[index], reconstruction[index]).float()
-            n_pos = len(positive_batch)
-            loss = 0.5 * loss_fn(logits[:n_pos], torch.ones(n_pos, device=device)) + 0.5 * loss_fn(
-                logits[n_pos:], torch.zeros(len(logits) - n_pos, device=device)
-            )
+            loss = pairwise_loss(logits[: len(positive_batch)], logits[len(positive_batch) :])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -211,6 +210,15 @@ def finetune(
         final_loss=loss_value,
     )
     return scorer.cpu().eval(), stats
+
+
+def pairwise_loss(positive: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss of every (labeled anomaly, unlabeled row) pair ranked wrongly.
+
+    Only the order of the logits matters, so unlabeled anomalies that already score high
+    cost little as long as labeled ones score higher still.
+    """
+    return nn.functional.softplus(unlabeled[None, :] - positive[:, None]).mean()
 
 
 def _validation_split(
