@@ -8,6 +8,11 @@ cross-entropy) also unlearns the reconstruction ranking the head starts from; a 
 loss only asks for order, which with one to a few labels does that ranking far less
 harm. The encoder starts frozen so the new head cannot wreck the pretrained
 representation, then trains at a fraction of the head's learning rate.
+
+The head adds the label-free reconstruction score with a learned weight, and that weight
+learns 300 times faster than the rest: within a few steps the labeled anomalies
+say whether they score high without labels (keep the weight) or not (drop it, and rank by
+what the labels teach). At the head's own rate it barely moved in ten epochs.
 """
 
 from __future__ import annotations
@@ -109,8 +114,9 @@ def finetune(
     encoder_lr = head_lr * params.encoder_lr_ratio if pretrained else head_lr
     optimizer = torch.optim.AdamW(
         [
-            {"params": scorer.head.parameters(), "lr": head_lr},
+            {"params": scorer.head.mlp.parameters(), "lr": head_lr},
             {"params": scorer.encoder.parameters(), "lr": encoder_lr},
+            {"params": [scorer.head.skip_weight], "lr": head_lr * params.skip_lr_ratio},
         ],
         weight_decay=params.weight_decay,
     )
