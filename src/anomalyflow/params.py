@@ -93,6 +93,7 @@ class FinetuneParams:
     learning_rate: float = 1e-3  # head learning rate while the encoder is frozen
     encoder_lr_ratio: float = 0.1  # encoder learning rate = ratio * learning_rate
     skip_lr_ratio: float = 300.0  # the reconstruction score's weight: ratio * learning_rate
+    near_anomaly_share: float = 0.05  # unlabeled rows nearest a labeled one: not negatives
     weight_decay: float = 1e-4
     batch_size: int | Literal["auto"] = "auto"
     frozen_epochs: int = 5  # epochs with the encoder frozen before unfreezing

@@ -6,8 +6,10 @@ each labeled anomaly should score above each unlabeled row of the batch. Unlabel
 include unlabeled anomalies, so a loss that drives every unlabeled logit down (balanced
 cross-entropy) also unlearns the reconstruction ranking the head starts from; a ranking
 loss only asks for order, which with one to a few labels does that ranking far less
-harm. The encoder starts frozen so the new head cannot wreck the pretrained
-representation, then trains at a fraction of the head's learning rate.
+harm. The unlabeled rows nearest a labeled anomaly in the pretrained embedding are the
+likeliest unlabeled anomalies, so they are left out of the negatives altogether. The
+encoder starts frozen so the new head cannot wreck the pretrained representation, then
+trains at a fraction of the head's learning rate.
 
 The head adds the label-free reconstruction score with a learned weight, and that weight
 learns 300 times faster than the rest: within a few steps the labeled anomalies
@@ -105,7 +107,9 @@ def finetune(
     reconstruction = _reconstruction_scores(scorer, data, device)
     train_rows, validation_rows = _validation_split(y, params, runtime.seed)
     positives = torch.from_numpy(train_rows[y[train_rows] == 1])
-    negatives = torch.from_numpy(train_rows[y[train_rows] == 0])
+    negatives = _likely_normal(
+        scorer.encoder, data, positives, train_rows[y[train_rows] == 0], params.near_anomaly_share
+    )
     batch_size = resolve_batch_size(params.batch_size, len(train_rows))
     positives_per_batch = max(1, batch_size // 4)
     epochs = epoch_budget(len(negatives), batch_size, params.max_epochs, params.max_steps)
@@ -225,6 +229,40 @@ def pairwise_loss(positive: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tens
     cost little as long as labeled ones score higher still.
     """
     return nn.functional.softplus(unlabeled[None, :] - positive[:, None]).mean()
+
+
+@torch.no_grad()
+def _likely_normal(
+    encoder: TabularEncoder,
+    data: torch.Tensor,
+    positives: torch.Tensor,
+    unlabeled: np.ndarray,
+    share: float,
+) -> torch.Tensor:
+    """The unlabeled rows used as negatives: all but those nearest a labeled anomaly.
+
+    Unlabeled rows hide anomalies, and the ones most like a labeled anomaly in the
+    encoder's embedding are the likeliest: pushed down as negatives, they would teach
+    the head to rank a known anomaly's unlabeled kin low. ``share`` of all rows, the
+    nearest, are left out.
+    """
+    left_out = min(int(share * len(data)), len(unlabeled) - 1)
+    if left_out <= 0:
+        return torch.from_numpy(unlabeled)
+    anchors = _embed(encoder, data[positives])
+    nearest = torch.cat(
+        [
+            torch.cdist(_embed(encoder, data[chunk]), anchors).min(dim=1).values
+            for chunk in torch.from_numpy(unlabeled).split(_SCORE_BATCH)
+        ]
+    )
+    keep = torch.argsort(nearest)[left_out:]
+    return torch.from_numpy(unlabeled)[keep.cpu()]
+
+
+def _embed(encoder: TabularEncoder, rows: torch.Tensor) -> torch.Tensor:
+    with autocast(rows.device):
+        return encoder(rows, torch.zeros_like(rows)).float()  # type: ignore[no-any-return]
 
 
 def _validation_split(
