@@ -33,6 +33,10 @@ class TabularEncoder(nn.Module):
         visible = x * (1.0 - mask)
         return self.layers(torch.cat([visible, mask], dim=1))  # type: ignore[no-any-return]
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed whole rows ``(batch, features)``, no cell hidden (the scoring view)."""
+        return self(x, torch.zeros_like(x))  # type: ignore[no-any-return]
+
 
 class ReconstructionHead(nn.Module):
     """Predicts every cell of the row from the embedding (the pretext task)."""

@@ -33,8 +33,7 @@ class ScoringModel(nn.Module):
 
     def logits(self, x: torch.Tensor, reconstruction_score: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch,)`` given a precomputed reconstruction score (training)."""
-        z = self.encoder(x, torch.zeros_like(x))
-        return self.head(z, reconstruction_score)  # type: ignore[no-any-return]
+        return self.head(self.encoder.embed(x), reconstruction_score)  # type: ignore[no-any-return]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch,)`` for rows ``(batch, features)``; higher = more anomalous."""

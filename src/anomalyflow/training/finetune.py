@@ -264,7 +264,7 @@ def _likely_normal(
 
 def _embed(encoder: TabularEncoder, rows: torch.Tensor) -> torch.Tensor:
     with autocast(rows.device):
-        return encoder(rows, torch.zeros_like(rows)).float()  # type: ignore[no-any-return]
+        return encoder.embed(rows).float()
 
 
 def _validation_split(
