@@ -26,6 +26,7 @@ from safetensors.torch import save_file as save_tensors
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.evaluation.threshold import fit_threshold, flag
 from anomalyflow.models.backbone import Backbone
+from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
 from anomalyflow.params import (
@@ -225,6 +226,10 @@ class AnomalyDetector:
                 tensors |= {
                     f"scorer.head.{k}": v for k, v in self.scorer_.head.state_dict().items()
                 }
+                if self.scorer_.linear is not None:
+                    tensors |= {
+                        f"scorer.linear.{k}": v for k, v in self.scorer_.linear.state_dict().items()
+                    }
             save_tensors(
                 {k: v.contiguous() for k, v in tensors.items()},
                 str(staging / "weights.safetensors"),
@@ -291,7 +296,11 @@ class AnomalyDetector:
             encoder.load_state_dict(_section(tensors, "scorer.encoder."))
             head = ScoringHead(m.embedding_dim, m.head_hidden_dim)
             head.load_state_dict(_section(tensors, "scorer.head."))
-            detector.scorer_ = ScoringModel(detector.backbone_, encoder, head).eval()
+            linear = None
+            if linear_state := _section(tensors, "scorer.linear."):
+                linear = LinearScore(n_features)
+                linear.load_state_dict(linear_state)
+            detector.scorer_ = ScoringModel(detector.backbone_, encoder, head, linear).eval()
         return detector
 
 

@@ -94,6 +94,7 @@ class FinetuneParams:
     encoder_lr_ratio: float = 0.1  # encoder learning rate = ratio * learning_rate
     skip_lr_ratio: float = 300.0  # the reconstruction score's weight: ratio * learning_rate
     near_anomaly_share: float = 0.05  # unlabeled rows nearest a labeled one: not negatives
+    linear_c: float | None = 0.01  # linear half's inverse L2 strength; None: network alone
     weight_decay: float = 1e-4
     batch_size: int | Literal["auto"] = "auto"
     frozen_epochs: int = 5  # epochs with the encoder frozen before unfreezing
@@ -251,6 +252,7 @@ def params_from_dict(raw: Any, source: Path) -> Params:
         raise ParamsError(f"{source}: the top level must be a mapping of sections")
     params: Params = _build(Params, raw, prefix="", source=source)
     _check_data(params.data, source)
+    _check_finetune(params.finetune, source)
     return params
 
 
@@ -283,6 +285,20 @@ def _check_data(data: DataParams, source: Path) -> None:
         raise ParamsError(
             f"{source}: column '{repeated[0]}' is named twice in 'data' "
             "(features, label, id and timestamp are distinct columns)"
+        )
+
+
+def _check_finetune(finetune: FinetuneParams, source: Path) -> None:
+    """Ranges of the fine-tuning knobs that shape which rows teach the detector."""
+    if not 0 <= finetune.near_anomaly_share < 1:
+        raise ParamsError(
+            f"{source}: 'finetune.near_anomaly_share' = {finetune.near_anomaly_share} "
+            "must be in [0, 1) (a share of the rows)"
+        )
+    if finetune.linear_c is not None and not finetune.linear_c > 0:
+        raise ParamsError(
+            f"{source}: 'finetune.linear_c' = {finetune.linear_c} must be above 0 "
+            "(null turns the linear half off)"
         )
 
 

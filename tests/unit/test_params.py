@@ -115,3 +115,25 @@ def test_data_keys_that_do_not_fit_the_source_are_refused(
     path.write_text(text)
     with pytest.raises(ParamsError, match=re.escape(message)):
         load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("finetune:\n  near_anomaly_share: 1.5\n", "'finetune.near_anomaly_share' = 1.5 must"),
+        ("finetune:\n  linear_c: 0\n", "'finetune.linear_c' = 0.0 must be above 0"),
+    ],
+)
+def test_fine_tuning_knobs_out_of_range_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        load_params(path)
+
+
+def test_the_linear_half_can_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune:\n  linear_c: null\n")
+    assert load_params(path).finetune.linear_c is None

@@ -1,4 +1,4 @@
-"""The fine-tuned detector network: pretrained score plus a new head on the encoder."""
+"""The fine-tuned detector: pretrained score, a new head on the encoder, a linear half."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from anomalyflow.models.backbone import Backbone
+from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 
 
@@ -14,16 +15,22 @@ class ScoringModel(nn.Module):
 
     ``backbone`` stays frozen and supplies the reconstruction score; ``encoder`` starts as
     a copy of the backbone's encoder (or fresh, for the from-scratch ablation) and is
-    fine-tuned together with ``head``.
+    fine-tuned together with ``head``. ``linear``, fitted after them, adds its
+    standardised score to theirs; without it the network's logit is the score.
     """
 
     def __init__(
-        self, backbone: Backbone | None, encoder: TabularEncoder, head: ScoringHead
+        self,
+        backbone: Backbone | None,
+        encoder: TabularEncoder,
+        head: ScoringHead,
+        linear: LinearScore | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.encoder = encoder
         self.head = head
+        self.linear = linear
 
     def reconstruction_score(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen backbone's score ``(batch,)``, or zeros without pretraining."""
@@ -32,9 +39,13 @@ class ScoringModel(nn.Module):
         return self.backbone.reconstruction_score(x)
 
     def logits(self, x: torch.Tensor, reconstruction_score: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch,)`` given a precomputed reconstruction score (training)."""
+        """The network's logits ``(batch,)`` given a precomputed reconstruction score."""
         return self.head(self.encoder.embed(x), reconstruction_score)  # type: ignore[no-any-return]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch,)`` for rows ``(batch, features)``; higher = more anomalous."""
-        return self.logits(x, self.reconstruction_score(x).float())
+        """Scores ``(batch,)`` for rows ``(batch, features)``; higher = more anomalous."""
+        reconstruction = self.reconstruction_score(x).float()
+        network = self.logits(x, reconstruction)
+        if self.linear is None:
+            return network
+        return self.linear.blend(network.float(), x, reconstruction)

@@ -15,6 +15,9 @@ The head adds the label-free reconstruction score with a learned weight, and tha
 learns 300 times faster than the rest: within a few steps the labeled anomalies
 say whether they score high without labels (keep the weight) or not (drop it, and rank by
 what the labels teach). At the head's own rate it barely moved in ten epochs.
+
+Once the network is trained, a linear half is fitted on the same labels
+(``training/linear.py``) and the returned scorer adds the two scores.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from anomalyflow.training.checkpoint import (
     save_checkpoint,
 )
 from anomalyflow.training.device import autocast, resolve_device, seed_everything
+from anomalyflow.training.linear import fit_linear_score
 from anomalyflow.training.loop import (
     TrainingStats,
     batches,
@@ -88,6 +92,7 @@ def finetune(
     n_features = x.shape[1]
     if start_from is not None:
         scorer = copy.deepcopy(start_from)
+        scorer.linear = None  # refitted on the new labels below
         backbone = scorer.backbone
         if backbone is not None:
             backbone.requires_grad_(False).eval()
@@ -207,9 +212,17 @@ def finetune(
             on_epoch_end(epoch)
         if stop:
             break
-    seconds = time.perf_counter() - started
     if track["best_state"] is not None:
         scorer.load_state_dict(track["best_state"])
+    if params.linear_c is not None:
+        scorer.linear = fit_linear_score(
+            x,
+            reconstruction.cpu().numpy(),
+            _network_logits(scorer, data, reconstruction, np.arange(len(y)), device),
+            y,
+            params.linear_c,
+        ).to(device)
+    seconds = time.perf_counter() - started
     remove_checkpoint(checkpoint)
     stats = TrainingStats(
         epochs=int(track["epoch"]),
@@ -288,7 +301,6 @@ def _reconstruction_scores(
         )
 
 
-@torch.no_grad()
 def _validation_auprc(
     scorer: ScoringModel,
     data: torch.Tensor,
@@ -297,11 +309,27 @@ def _validation_auprc(
     y: np.ndarray,
     device: torch.device,
 ) -> float:
+    logits = _network_logits(scorer, data, reconstruction, rows, device)
+    return float(average_precision_score(y[rows], logits))
+
+
+@torch.no_grad()
+def _network_logits(
+    scorer: ScoringModel,
+    data: torch.Tensor,
+    reconstruction: torch.Tensor,
+    rows: np.ndarray,
+    device: torch.device,
+) -> np.ndarray:
+    """The network's logits for ``rows`` (the linear half aside), in batches."""
     scorer.eval()
-    index = torch.from_numpy(rows).to(device)
-    with autocast(device):
-        logits = scorer.logits(data[index], reconstruction[index]).float()
-    return float(average_precision_score(y[rows], logits.cpu().numpy()))
+    out = np.empty(len(rows), dtype=np.float64)
+    for start in range(0, len(rows), _SCORE_BATCH):
+        index = torch.from_numpy(rows[start : start + _SCORE_BATCH]).to(device)
+        with autocast(device):
+            logits = scorer.logits(data[index], reconstruction[index]).float()
+        out[start : start + len(index)] = logits.cpu().numpy()
+    return out
 
 
 def _state_digest(module: torch.nn.Module | None) -> str:
