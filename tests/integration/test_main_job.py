@@ -152,6 +152,7 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
         "ecod",
         "hist_gradient_boosting",
         "catboost",
+        "logistic_regression",
     }
     assert len(payload["outcomes"]) == 2 * len(methods)
     assert payload["speed"]["scoring_to_forward_ratio"] > 0

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from anomalyflow.data.loaders import read_npz
+from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.splits import stratified_split, subsample_stratified
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 
@@ -124,6 +125,22 @@ def catboost(
     return model.predict_proba(x_test)[:, 1]  # type: ignore[no-any-return]
 
 
+def logistic_regression(
+    x_train: np.ndarray, y_partial: np.ndarray, x_test: np.ndarray, seed: int
+) -> np.ndarray:
+    """L2 logistic regression (C 0.01, class-balanced) on the partial labels.
+
+    Features scaled as AnomalyFlow scales them: this is AnomalyFlow's linear half alone,
+    without the label-free score or the network, so it shows what the network adds.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    scaler = RobustScaler().fit(x_train)
+    model = LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
+    model.fit(scaler.transform(x_train), y_partial)
+    return model.decision_function(scaler.transform(x_test))  # type: ignore[no-any-return]
+
+
 def methods(settings: DetectorSettings, label_ratio: float) -> dict[str, Method]:
     """Every method run at ``label_ratio``; label-free ones only at ratio 0."""
     unsupervised: dict[str, Method] = {
@@ -137,6 +154,7 @@ def methods(settings: DetectorSettings, label_ratio: float) -> dict[str, Method]
         "anomalyflow_scratch": anomalyflow_method(settings, pretrained=False),
         "hist_gradient_boosting": hist_gradient_boosting,
         "catboost": catboost,
+        "logistic_regression": logistic_regression,
     }
 
 
