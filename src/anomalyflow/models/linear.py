@@ -1,9 +1,9 @@
 """The linear half of the scorer: a logistic regression beside the fine-tuned network.
 
 With a handful of labels, a strongly regularised linear model on the scaled features and
-the label-free score ranks well where the network does not (a single feature's range
-marks the anomalies), and the network where a line cannot (anomalies in pockets). The
-scorer adds the two scores, each standardised by its spread on the training rows, so
+the label-free score ranks well where the network does not (one direction in the
+features separates the anomalies), and the network where a line cannot. The scorer adds
+the two scores, each standardised by its median and spread on the training rows, so
 neither drowns the other.
 """
 
