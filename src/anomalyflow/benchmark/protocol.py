@@ -21,6 +21,7 @@ from anomalyflow.data.loaders import read_npz
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.splits import stratified_split, subsample_stratified
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
+from anomalyflow.training.linear import logistic_regression as linear_classifier
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 """Takes train X, partial train labels, test X and a seed; returns test scores."""
@@ -133,11 +134,8 @@ def logistic_regression(
     Features scaled as AnomalyFlow scales them: this is AnomalyFlow's linear half alone,
     without the label-free score or the network, so it shows what the network adds.
     """
-    from sklearn.linear_model import LogisticRegression
-
     scaler = RobustScaler().fit(x_train)
-    model = LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
-    model.fit(scaler.transform(x_train), y_partial)
+    model = linear_classifier(0.01).fit(scaler.transform(x_train), y_partial)
     return model.decision_function(scaler.transform(x_test))  # type: ignore[no-any-return]
 
 

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.models.linear import LinearScore
-
-_IQR_TO_STD = 1.349
 
 
 def fit_linear_score(
@@ -34,7 +33,7 @@ def fit_linear_score(
         c: inverse L2 strength, as in scikit-learn.
     """
     inputs = np.column_stack([x, reconstruction]).astype(np.float32)
-    fitted = LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(inputs, y)
+    fitted = logistic_regression(c).fit(inputs, y)
     model = LinearScore(x.shape[1])
     with torch.no_grad():
         model.linear.weight.copy_(torch.from_numpy(fitted.coef_).float())
@@ -44,10 +43,13 @@ def fit_linear_score(
     return model
 
 
+def logistic_regression(c: float) -> LogisticRegression:
+    """The unfitted, class-balanced L2 model (also the benchmark's linear peer)."""
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+
+
 def _centre_spread(scores: np.ndarray) -> tuple[float, float]:
-    """Median and robust spread: IQR / 1.349, else the standard deviation, else 1."""
-    low, median, high = np.percentile(scores, [25, 50, 75])
-    spread = (high - low) / _IQR_TO_STD
-    if spread <= 0:
-        spread = float(scores.std()) or 1.0
-    return float(median), float(spread)
+    """Median and robust spread, by the same rule the feature scaler uses."""
+    scaler = RobustScaler().fit(scores[:, None])
+    assert scaler.center_ is not None and scaler.spread_ is not None
+    return float(scaler.center_[0]), float(scaler.spread_[0])
