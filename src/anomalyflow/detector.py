@@ -24,6 +24,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save_file as save_tensors
 
 from anomalyflow.data.scaling import RobustScaler
+from anomalyflow.device import autocast, resolve_device
 from anomalyflow.evaluation.threshold import fit_threshold, flag
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.linear import LinearScore
@@ -37,7 +38,6 @@ from anomalyflow.params import (
     ThresholdParams,
     params_from_dict,
 )
-from anomalyflow.training.device import autocast, resolve_device
 from anomalyflow.training.finetune import finetune
 from anomalyflow.training.loop import TrainingStats
 from anomalyflow.training.pretrain import pretrain

@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from anomalyflow.data.splits import stratified_split
+from anomalyflow.device import autocast, resolve_device, seed_everything
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
@@ -46,7 +47,6 @@ from anomalyflow.training.checkpoint import (
     remove_checkpoint,
     save_checkpoint,
 )
-from anomalyflow.training.device import autocast, resolve_device, seed_everything
 from anomalyflow.training.linear import fit_linear_score
 from anomalyflow.training.loop import (
     TrainingStats,

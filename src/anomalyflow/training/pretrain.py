@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from anomalyflow.device import autocast, resolve_device, seed_everything
 from anomalyflow.models.backbone import TAIL_LEVELS, Backbone
 from anomalyflow.params import ModelParams, PretrainParams, RuntimeParams
 from anomalyflow.training.checkpoint import (
@@ -19,7 +20,6 @@ from anomalyflow.training.checkpoint import (
     remove_checkpoint,
     save_checkpoint,
 )
-from anomalyflow.training.device import autocast, resolve_device, seed_everything
 from anomalyflow.training.loop import (
     TrainingStats,
     batches,

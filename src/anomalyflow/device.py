@@ -1,4 +1,7 @@
-"""Device choice and mixed precision: one code path for CPU and CUDA."""
+"""Device choice and mixed precision: one code path for CPU and CUDA.
+
+Shared by training and scoring, so code that only scores never imports the training package.
+"""
 
 from __future__ import annotations
 
