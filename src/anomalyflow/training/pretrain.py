@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from anomalyflow.device import autocast, resolve_device, seed_everything
 from anomalyflow.models.backbone import TAIL_LEVELS, Backbone
 from anomalyflow.params import ModelParams, PretrainParams, RuntimeParams
-from anomalyflow.training.checkpoint import (
-    fingerprint,
-    load_checkpoint,
-    remove_checkpoint,
-    save_checkpoint,
-)
+from anomalyflow.training.checkpoint import fingerprint, remove_checkpoint
 from anomalyflow.training.loop import (
     TrainingStats,
     batches,
     epoch_budget,
-    epoch_generator,
     resolve_batch_size,
+    run_epochs,
 )
 
 _CALIBRATION_ROWS = 20_000  # at most this many rows are held out of training to calibrate
@@ -56,77 +50,55 @@ def pretrain(
     device = resolve_device(runtime.device)
     seed_everything(runtime.seed)
     train_rows, calibration_rows = _calibration_split(len(x), runtime.seed)
-    rows, n_features = len(train_rows), x.shape[1]
-    batch_size = resolve_batch_size(params.batch_size, rows)
-    epochs = epoch_budget(rows, batch_size, params.max_epochs, params.max_steps)
-    backbone = Backbone(n_features, model.hidden_dim, model.embedding_dim).to(device)
+    batch_size = resolve_batch_size(params.batch_size, len(train_rows))
+    backbone = Backbone(x.shape[1], model.hidden_dim, model.embedding_dim).to(device)
     optimizer = torch.optim.AdamW(
         backbone.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
     )
-    run_id = fingerprint(
-        x, settings={"model": asdict(model), "pretrain": asdict(params), "seed": runtime.seed}
-    )
-    start_epoch, loss_value = 0, float("nan")
-    state = load_checkpoint(checkpoint, run_id)
-    if state is not None:
-        backbone.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     train = data[train_rows.to(device)]
-    steps = rows_seen = 0
-    started = time.perf_counter()
-    bar = tqdm(
-        range(start_epoch, epochs),
-        desc="pretrain",
-        unit="epoch",
-        disable=not runtime.progress,
-        leave=False,
+    stats = run_epochs(
+        backbone,
+        optimizer,
+        partial(_reconstruction_losses, backbone, train, params, batch_size),
+        epochs=epoch_budget(len(train_rows), batch_size, params.max_epochs, params.max_steps),
+        seed=runtime.seed,
+        run_id=fingerprint(
+            x, settings={"model": asdict(model), "pretrain": asdict(params), "seed": runtime.seed}
+        ),
+        label="pretrain",
+        progress=runtime.progress,
+        checkpoint=checkpoint,
+        on_epoch_end=on_epoch_end,
     )
-    for epoch in bar:
-        backbone.train()
-        generator = epoch_generator(runtime.seed, epoch)
-        for index in batches(torch.randperm(rows, generator=generator), batch_size):
-            mask = _random_mask(len(index), n_features, params, generator).to(device)
-            noise = torch.randn(len(index), n_features, generator=generator).to(device)
-            clean = train[index.to(device)]
-            corrupted = clean + params.noise_std * noise * (1.0 - mask)
-            with autocast(device):
-                prediction = backbone.reconstruct(corrupted, mask)
-            squared = (prediction.float() - clean) ** 2
-            loss = (squared * mask).sum() / mask.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            steps += 1
-            rows_seen += len(index)
-            loss_value = float(loss.detach())
-        bar.set_postfix(loss=f"{loss_value:.4f}")
-        if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": backbone.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "fingerprint": run_id,
-                },
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-    seconds = time.perf_counter() - started
     _calibrate(backbone, data[calibration_rows.to(device)], device)
     remove_checkpoint(checkpoint)
-    stats = TrainingStats(
-        epochs=epochs,
-        steps=steps,
-        rows_seen=rows_seen,
-        seconds=seconds,
-        resumed_from_epoch=start_epoch,
-        final_loss=loss_value,
-    )
     return backbone.cpu().eval(), stats
+
+
+def _reconstruction_losses(
+    backbone: Backbone,
+    train: torch.Tensor,
+    params: PretrainParams,
+    batch_size: int,
+    epoch: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """One epoch: per batch, the squared error on the cells hidden from ``backbone``.
+
+    The visible cells it reconstructs from carry Gaussian noise of ``params.noise_std``.
+    ``epoch`` plays no part: ``generator`` already differs from epoch to epoch.
+    """
+    rows, n_features = train.shape
+    for index in batches(torch.randperm(rows, generator=generator), batch_size):
+        mask = _random_mask(len(index), n_features, params, generator).to(train.device)
+        noise = torch.randn(len(index), n_features, generator=generator).to(train.device)
+        clean = train[index.to(train.device)]
+        corrupted = clean + params.noise_std * noise * (1.0 - mask)
+        with autocast(train.device):
+            prediction = backbone.reconstruct(corrupted, mask)
+        squared = (prediction.float() - clean) ** 2
+        yield (squared * mask).sum() / mask.sum(), len(index)
 
 
 def _random_mask(
