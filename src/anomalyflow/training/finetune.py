@@ -24,39 +24,59 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
-from tqdm.auto import tqdm
 
 from anomalyflow.data.splits import stratified_split
 from anomalyflow.device import autocast, resolve_device, seed_everything
 from anomalyflow.models.backbone import Backbone
+from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
 from anomalyflow.params import FinetuneParams, ModelParams, RuntimeParams
-from anomalyflow.training.checkpoint import (
-    fingerprint,
-    load_checkpoint,
-    remove_checkpoint,
-    save_checkpoint,
-)
+from anomalyflow.training.checkpoint import fingerprint, remove_checkpoint
 from anomalyflow.training.linear import fit_linear_score
 from anomalyflow.training.loop import (
+    EarlyStopping,
     TrainingStats,
     batches,
     epoch_budget,
-    epoch_generator,
     resolve_batch_size,
+    run_epochs,
 )
 
 _SCORE_BATCH = 4096
+_ENCODER_GROUP = 1  # index of the encoder's parameter group in _optimizer
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The rows fine-tuning reads, on the training device; indices are rows of ``data``."""
+
+    data: torch.Tensor  # (rows, features), scaled
+    reconstruction: torch.Tensor  # (rows,): the frozen backbone's score, fixed here
+    labels: np.ndarray  # (rows,): 1 for labeled anomalies, 0 for the rest
+    positives: torch.Tensor  # the training split's labeled anomalies
+    negatives: torch.Tensor  # the training split's likely normal unlabeled rows
+    training_size: int  # rows in the training split, which size the batches
+    validation: np.ndarray | None  # held out for early stopping, when labels allow
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """How each epoch draws its batches, and from which epoch the encoder learns."""
+
+    batch_size: int
+    positives_per_batch: int
+    frozen_epochs: int
+    encoder_lr: float
 
 
 def finetune(
@@ -89,150 +109,186 @@ def finetune(
         raise ValueError("fine-tuning needs at least one labeled anomaly (y == 1)")
     device = resolve_device(runtime.device)
     seed_everything(runtime.seed)
-    n_features = x.shape[1]
+    scorer = _starting_scorer(backbone, start_from, model, x.shape[1]).to(device)
+    rows = _training_rows(scorer, x, y, params, runtime.seed, device)
+    schedule = _schedule(params, rows.training_size, pretrained=scorer.backbone is not None)
+    optimizer = _optimizer(scorer, params, schedule.encoder_lr)
+    stats = run_epochs(
+        scorer,
+        optimizer,
+        partial(_pairwise_losses, scorer, optimizer, rows, schedule),
+        epochs=epoch_budget(
+            len(rows.negatives), schedule.batch_size, params.max_epochs, params.max_steps
+        ),
+        seed=runtime.seed,
+        run_id=_run_id(x, y, model, params, runtime.seed, scorer.backbone, start_from),
+        label="fine-tune",
+        progress=runtime.progress,
+        checkpoint=checkpoint,
+        on_epoch_end=on_epoch_end,
+        early_stopping=_early_stopping(scorer, rows, params, schedule),
+    )
+    linear_started = time.perf_counter()
+    if params.linear_c is not None:
+        scorer.linear = _linear_half(scorer, x, rows, params.linear_c)
+    # Fitting the linear half is part of fine-tuning, and of its time.
+    stats = replace(stats, seconds=stats.seconds + time.perf_counter() - linear_started)
+    remove_checkpoint(checkpoint)
+    return scorer.cpu().eval(), stats
+
+
+def _linear_half(scorer: ScoringModel, x: np.ndarray, rows: _Rows, c: float) -> LinearScore:
+    """The linear half, fitted on the same labels beside the trained network's logits."""
+    logits = _network_logits(scorer, rows, np.arange(len(rows.labels)))
+    linear = fit_linear_score(x, rows.reconstruction.cpu().numpy(), logits, rows.labels, c)
+    return linear.to(rows.data.device)
+
+
+def _starting_scorer(
+    backbone: Backbone | None,
+    start_from: ScoringModel | None,
+    model: ModelParams,
+    n_features: int,
+) -> ScoringModel:
+    """A copy of ``start_from``, else a new head on a copy of ``backbone``'s encoder.
+
+    The backbone, when there is one, is frozen: fine-tuning never changes the
+    reconstruction score the head starts from.
+    """
     if start_from is not None:
         scorer = copy.deepcopy(start_from)
-        scorer.linear = None  # refitted on the new labels below
-        backbone = scorer.backbone
-        if backbone is not None:
-            backbone.requires_grad_(False).eval()
+        scorer.linear = None  # refitted on the new labels after training
+        if scorer.backbone is not None:
+            scorer.backbone.requires_grad_(False).eval()
+        return scorer
+    if backbone is None:
+        encoder = TabularEncoder(n_features, model.hidden_dim, model.embedding_dim)
     else:
-        if backbone is not None:
-            encoder = copy.deepcopy(backbone.encoder)
-            backbone = copy.deepcopy(backbone).requires_grad_(False).eval()
-        else:
-            encoder = TabularEncoder(n_features, model.hidden_dim, model.embedding_dim)
-        scorer = ScoringModel(
-            backbone, encoder, ScoringHead(model.embedding_dim, model.head_hidden_dim)
-        )
-    scorer = scorer.to(device)
-    pretrained = backbone is not None
+        encoder = copy.deepcopy(backbone.encoder)
+        backbone = copy.deepcopy(backbone).requires_grad_(False).eval()
+    return ScoringModel(backbone, encoder, ScoringHead(model.embedding_dim, model.head_hidden_dim))
 
+
+def _training_rows(
+    scorer: ScoringModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    params: FinetuneParams,
+    seed: int,
+    device: torch.device,
+) -> _Rows:
+    """Move the rows to ``device``, hold out validation rows, pick the negatives."""
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    reconstruction = _reconstruction_scores(scorer, data, device)
-    train_rows, validation_rows = _validation_split(y, params, runtime.seed)
+    reconstruction = _reconstruction_scores(scorer, data)
+    train_rows, validation_rows = _validation_split(y, params, seed)
     positives = torch.from_numpy(train_rows[y[train_rows] == 1])
-    negatives = _likely_normal(
-        scorer.encoder, data, positives, train_rows[y[train_rows] == 0], params.near_anomaly_share
+    unlabeled = train_rows[y[train_rows] == 0]
+    return _Rows(
+        data=data,
+        reconstruction=reconstruction,
+        labels=y,
+        positives=positives,
+        negatives=_likely_normal(
+            scorer.encoder, data, positives, unlabeled, params.near_anomaly_share
+        ),
+        training_size=len(train_rows),
+        validation=validation_rows,
     )
-    batch_size = resolve_batch_size(params.batch_size, len(train_rows))
-    positives_per_batch = max(1, batch_size // 4)
-    epochs = epoch_budget(len(negatives), batch_size, params.max_epochs, params.max_steps)
-    frozen_epochs = params.frozen_epochs if pretrained else 0
+
+
+def _schedule(params: FinetuneParams, training_rows: int, pretrained: bool) -> _Schedule:
+    """Each batch adds ``batch_size // 4`` labeled anomalies, drawn with replacement.
+
+    A pretrained encoder starts frozen, then learns at a fraction of the head's rate;
+    one trained from scratch learns at the head's rate throughout.
+    """
+    batch_size = resolve_batch_size(params.batch_size, training_rows)
     head_lr = params.learning_rate
-    encoder_lr = head_lr * params.encoder_lr_ratio if pretrained else head_lr
-    optimizer = torch.optim.AdamW(
+    return _Schedule(
+        batch_size=batch_size,
+        positives_per_batch=max(1, batch_size // 4),
+        frozen_epochs=params.frozen_epochs if pretrained else 0,
+        encoder_lr=head_lr * params.encoder_lr_ratio if pretrained else head_lr,
+    )
+
+
+def _optimizer(
+    scorer: ScoringModel, params: FinetuneParams, encoder_lr: float
+) -> torch.optim.Optimizer:
+    """AdamW whose reconstruction weight learns ``skip_lr_ratio`` times faster than the head."""
+    head_lr = params.learning_rate
+    return torch.optim.AdamW(
         [
             {"params": scorer.head.mlp.parameters(), "lr": head_lr},
-            {"params": scorer.encoder.parameters(), "lr": encoder_lr},
+            {"params": scorer.encoder.parameters(), "lr": encoder_lr},  # _ENCODER_GROUP
             {"params": [scorer.head.skip_weight], "lr": head_lr * params.skip_lr_ratio},
         ],
         weight_decay=params.weight_decay,
     )
 
-    run_id = fingerprint(
-        x,
-        y,
-        settings={
-            "model": asdict(model),
-            "finetune": asdict(params),
-            "seed": runtime.seed,
-            "pretrained": pretrained,
-            "backbone": _state_digest(backbone),
-            "start_from": _state_digest(start_from),
-        },
-    )
-    track: dict[str, Any] = {"epoch": 0, "best_metric": -1.0, "best_state": None, "stale": 0}
-    if validation_rows is not None:
-        track["best_metric"] = _validation_auprc(
-            scorer, data, reconstruction, validation_rows, y, device
-        )
-        track["best_state"] = copy.deepcopy(scorer.state_dict())
-    state = load_checkpoint(checkpoint, run_id)
-    if state is not None:
-        scorer.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        track = state["track"]
-    start_epoch = int(track["epoch"])
 
-    steps = rows_seen = 0
-    loss_value = float("nan")
-    started = time.perf_counter()
-    bar = tqdm(
-        range(start_epoch, epochs),
-        desc="fine-tune",
-        unit="epoch",
-        disable=not runtime.progress,
-        leave=False,
+def _pairwise_losses(
+    scorer: ScoringModel,
+    optimizer: torch.optim.Optimizer,
+    rows: _Rows,
+    schedule: _Schedule,
+    epoch: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """One epoch: every negative once, each batch with labeled anomalies drawn anew.
+
+    The encoder learns only once its frozen epochs are over.
+    """
+    frozen = epoch < schedule.frozen_epochs
+    scorer.encoder.requires_grad_(not frozen)
+    optimizer.param_groups[_ENCODER_GROUP]["lr"] = 0.0 if frozen else schedule.encoder_lr
+    shuffled = rows.negatives[torch.randperm(len(rows.negatives), generator=generator)]
+    for negative_batch in batches(shuffled, schedule.batch_size):
+        draw = torch.randint(
+            len(rows.positives), (schedule.positives_per_batch,), generator=generator
+        )
+        positive_batch = rows.positives[draw]
+        index = torch.cat([positive_batch, negative_batch]).to(rows.data.device)
+        with autocast(rows.data.device):
+            logits = scorer.logits(rows.data[index], rows.reconstruction[index]).float()
+        loss = pairwise_loss(logits[: len(positive_batch)], logits[len(positive_batch) :])
+        yield loss, len(index)
+
+
+def _early_stopping(
+    scorer: ScoringModel, rows: _Rows, params: FinetuneParams, schedule: _Schedule
+) -> EarlyStopping | None:
+    """Stop on validation AUPRC, when enough labeled anomalies were held out to measure it."""
+    validation = rows.validation
+    if validation is None:
+        return None
+    return EarlyStopping(
+        metric=lambda: _validation_auprc(scorer, rows, validation),
+        patience=params.patience,
+        grace_epochs=schedule.frozen_epochs,
+        name="val_auprc",
     )
-    for epoch in bar:
-        frozen = epoch < frozen_epochs
-        scorer.encoder.requires_grad_(not frozen)
-        optimizer.param_groups[1]["lr"] = 0.0 if frozen else encoder_lr
-        scorer.train()
-        generator = epoch_generator(runtime.seed, epoch)
-        for negative_batch in batches(
-            negatives[torch.randperm(len(negatives), generator=generator)], batch_size
-        ):
-            draw = torch.randint(len(positives), (positives_per_batch,), generator=generator)
-            positive_batch = positives[draw]
-            index = torch.cat([positive_batch, negative_batch]).to(device)
-            with autocast(device):
-                logits = scorer.logits(data[index], reconstruction[index]).float()
-            loss = pairwise_loss(logits[: len(positive_batch)], logits[len(positive_batch) :])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            steps += 1
-            rows_seen += len(index)
-            loss_value = float(loss.detach())
-        track["epoch"] = epoch + 1
-        stop = False
-        if validation_rows is not None:
-            metric = _validation_auprc(scorer, data, reconstruction, validation_rows, y, device)
-            if metric > track["best_metric"]:
-                track.update(
-                    best_metric=metric, best_state=copy.deepcopy(scorer.state_dict()), stale=0
-                )
-            elif not frozen:
-                track["stale"] += 1
-                stop = track["stale"] >= params.patience
-            bar.set_postfix(loss=f"{loss_value:.4f}", val_auprc=f"{metric:.3f}")
-        if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": scorer.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "track": track,
-                    "fingerprint": run_id,
-                },
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-        if stop:
-            break
-    if track["best_state"] is not None:
-        scorer.load_state_dict(track["best_state"])
-    if params.linear_c is not None:
-        scorer.linear = fit_linear_score(
-            x,
-            reconstruction.cpu().numpy(),
-            _network_logits(scorer, data, reconstruction, np.arange(len(y)), device),
-            y,
-            params.linear_c,
-        ).to(device)
-    seconds = time.perf_counter() - started
-    remove_checkpoint(checkpoint)
-    stats = TrainingStats(
-        epochs=int(track["epoch"]),
-        steps=steps,
-        rows_seen=rows_seen,
-        seconds=seconds,
-        resumed_from_epoch=start_epoch,
-        final_loss=loss_value,
-    )
-    return scorer.cpu().eval(), stats
+
+
+def _run_id(
+    x: np.ndarray,
+    y: np.ndarray,
+    model: ModelParams,
+    params: FinetuneParams,
+    seed: int,
+    backbone: Backbone | None,
+    start_from: ScoringModel | None,
+) -> str:
+    """The fingerprint a checkpoint must carry to be resumed by this run."""
+    settings = {
+        "model": asdict(model),
+        "finetune": asdict(params),
+        "seed": seed,
+        "pretrained": backbone is not None,
+        "backbone": _state_digest(backbone),
+        "start_from": _state_digest(start_from),
+    }
+    return fingerprint(x, y, settings=settings)
 
 
 def pairwise_loss(positive: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
@@ -291,43 +347,29 @@ def _validation_split(
 
 
 @torch.no_grad()
-def _reconstruction_scores(
-    scorer: ScoringModel, data: torch.Tensor, device: torch.device
-) -> torch.Tensor:
+def _reconstruction_scores(scorer: ScoringModel, data: torch.Tensor) -> torch.Tensor:
     """The frozen backbone's score for every row, computed once: it never changes here."""
-    with autocast(device):
+    with autocast(data.device):
         return torch.cat(
             [scorer.reconstruction_score(chunk).float() for chunk in data.split(_SCORE_BATCH)]
         )
 
 
-def _validation_auprc(
-    scorer: ScoringModel,
-    data: torch.Tensor,
-    reconstruction: torch.Tensor,
-    rows: np.ndarray,
-    y: np.ndarray,
-    device: torch.device,
-) -> float:
-    logits = _network_logits(scorer, data, reconstruction, rows, device)
-    return float(average_precision_score(y[rows], logits))
+def _validation_auprc(scorer: ScoringModel, rows: _Rows, validation: np.ndarray) -> float:
+    logits = _network_logits(scorer, rows, validation)
+    return float(average_precision_score(rows.labels[validation], logits))
 
 
 @torch.no_grad()
-def _network_logits(
-    scorer: ScoringModel,
-    data: torch.Tensor,
-    reconstruction: torch.Tensor,
-    rows: np.ndarray,
-    device: torch.device,
-) -> np.ndarray:
-    """The network's logits for ``rows`` (the linear half aside), in batches."""
+def _network_logits(scorer: ScoringModel, rows: _Rows, which: np.ndarray) -> np.ndarray:
+    """The network's logits for the rows ``which`` (the linear half aside), in batches."""
     scorer.eval()
-    out = np.empty(len(rows), dtype=np.float64)
-    for start in range(0, len(rows), _SCORE_BATCH):
-        index = torch.from_numpy(rows[start : start + _SCORE_BATCH]).to(device)
+    device = rows.data.device
+    out = np.empty(len(which), dtype=np.float64)
+    for start in range(0, len(which), _SCORE_BATCH):
+        index = torch.from_numpy(which[start : start + _SCORE_BATCH]).to(device)
         with autocast(device):
-            logits = scorer.logits(data[index], reconstruction[index]).float()
+            logits = scorer.logits(rows.data[index], rows.reconstruction[index]).float()
         out[start : start + len(index)] = logits.cpu().numpy()
     return out
 
