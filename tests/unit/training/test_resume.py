@@ -66,6 +66,21 @@ def test_checkpoint_of_other_data_is_not_resumed(
     assert stats.resumed_from_epoch == 0
 
 
+def test_checkpoint_of_an_older_layout_starts_afresh(
+    fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    x, _ = make_blobs(rows=600)
+    s = fast_settings
+    checkpoint = tmp_path / "pretrain.ckpt"
+    with pytest.raises(Interrupted):
+        pretrain(x, s.model, s.pretrain, s.runtime, checkpoint, on_epoch_end=_die_after(1))
+    saved = torch.load(checkpoint, weights_only=True)
+    del saved["layout"]  # as written before checkpoints carried a layout
+    torch.save(saved, checkpoint)
+    _, stats = pretrain(x, s.model, s.pretrain, s.runtime, checkpoint)
+    assert stats.resumed_from_epoch == 0
+
+
 def test_finetuning_resumes_after_interruption(
     fast_settings: DetectorSettings, tmp_path: Path
 ) -> None:
