@@ -22,7 +22,10 @@ from tqdm.auto import tqdm
 from anomalyflow.training.checkpoint import load_checkpoint, save_checkpoint
 
 BatchLosses = Callable[[int, torch.Generator], Iterable[tuple[torch.Tensor, int]]]
-"""One epoch's batches: given the epoch and its generator, each batch's loss and row count."""
+"""One epoch's batches: given the epoch and its generator, each batch's loss and row count.
+
+A generator, not a list: each loss must be computed after the previous batch's step.
+"""
 
 
 @dataclass(frozen=True)
