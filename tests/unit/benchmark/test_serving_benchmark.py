@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalyflow.benchmark.serving import measure_batch_scoring, measure_service
+from anomalyflow.benchmark.batch_scoring import measure_batch_scoring
+from anomalyflow.benchmark.serving import measure_service
 from anomalyflow.registry.store import Registry, RegistryError
 from tests.conftest import decision_record, make_blobs
 
