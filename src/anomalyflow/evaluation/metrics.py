@@ -71,8 +71,8 @@ def evaluate(
         The report.
 
     Raises:
-        ValueError: Labels not 0/1, lengths that differ, a single class present,
-            non-finite scores or an invalid ``params`` value.
+        ValueError: Labels not 0/1, lengths that differ, a single class present or
+            non-finite scores.
     """
     values = check_scores(scores)
     truth = check_labels(labels, values.size)
@@ -80,7 +80,6 @@ def evaluate(
     if positives == 0 or positives == rows:
         missing = "label-1 (anomaly)" if positives == 0 else "label-0 (normal)"
         raise ValueError(f"evaluation needs both classes; there are no {missing} rows")
-    _check_params(params)
 
     flagged = flag(values, threshold)
     is_positive = truth == 1
@@ -119,24 +118,6 @@ def write_report(report: EvaluationReport, path: Path) -> None:
     DVC) sees the old report or the new one, never half a file.
     """
     write_json(Path(path), report.to_dict(), allow_nan=False)
-
-
-def _check_params(params: EvaluationParams) -> None:
-    if not 0.0 < params.alert_budget <= 1.0:
-        raise ValueError(f"evaluation.alert_budget must be in (0, 1], got {params.alert_budget}")
-    if not 0.0 <= params.target_false_positive_rate <= 1.0:
-        raise ValueError(
-            "evaluation.target_false_positive_rate must be in [0, 1], "
-            f"got {params.target_false_positive_rate}"
-        )
-    if params.bootstrap_samples < 1:
-        raise ValueError(
-            f"evaluation.bootstrap_samples must be at least 1, got {params.bootstrap_samples}"
-        )
-    if not 0.0 < params.confidence_level < 1.0:
-        raise ValueError(
-            f"evaluation.confidence_level must be in (0, 1), got {params.confidence_level}"
-        )
 
 
 def _precision_at_top(

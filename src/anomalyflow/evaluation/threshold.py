@@ -52,25 +52,24 @@ def fit_threshold(scores: ArrayLike, labels: ArrayLike | None, params: Threshold
         The threshold, to be used with :func:`flag`.
 
     Raises:
-        ValueError: Empty or non-finite scores, a rate outside [0, 1], or a method that
-            needs labels given none, labels not 0/1, no label-0 rows
-            (``false_positive_rate``) or no label-1 rows (``best_f1``).
+        ValueError: Empty or non-finite scores, or a method that needs labels given
+            none, labels not 0/1, no label-0 rows (``false_positive_rate``) or no
+            label-1 rows (``best_f1``).
     """
     values = check_scores(scores)
     if params.method == "alert_rate":
-        rate = _check_rate(params.alert_rate, "threshold.alert_rate")
-        return _threshold_flagging_at_most(values, _floor_share(rate, values.size))
+        return _threshold_flagging_at_most(values, _floor_share(params.alert_rate, values.size))
     if labels is None:
         raise ValueError(f"threshold method '{params.method}' needs labels; none were given")
     truth = check_labels(labels, values.size)
     if params.method == "false_positive_rate":
-        rate = _check_rate(params.false_positive_rate, "threshold.false_positive_rate")
         negatives = values[truth == 0]
         if negatives.size == 0:
             raise ValueError(
                 "threshold method 'false_positive_rate' needs label-0 rows; all labels are 1"
             )
-        return _threshold_flagging_at_most(negatives, _floor_share(rate, negatives.size))
+        allowed = _floor_share(params.false_positive_rate, negatives.size)
+        return _threshold_flagging_at_most(negatives, allowed)
     if params.method == "best_f1":
         if not truth.any():
             raise ValueError("threshold method 'best_f1' needs at least one label-1 row")
@@ -123,12 +122,6 @@ def check_labels(labels: ArrayLike, rows: int) -> NDArray[np.int8]:
         found = np.unique(values[bad])[:5].tolist()
         raise ValueError(f"labels must be 0 or 1 (1 = anomaly); found {found}")
     return values.astype(np.int8)
-
-
-def _check_rate(rate: float, key: str) -> float:
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"{key} must be in [0, 1], got {rate}")
-    return rate
 
 
 def _floor_share(rate: float, rows: int) -> int:

@@ -162,10 +162,3 @@ def test_write_parquet_round_trips_and_leaves_no_temp_files(
     ]
     for name, frame in _splits(dataset).items():
         pd.testing.assert_frame_equal(pd.read_parquet(paths[name]), frame)
-
-
-def test_invalid_knobs_are_refused() -> None:
-    with pytest.raises(ValueError, match="fraud_rate"):
-        generate(replace(SMALL, fraud_rate=1.5))
-    with pytest.raises(ValueError, match="merchant_mix_shift"):
-        generate(replace(SMALL, drift=DriftKnobs(merchant_mix_shift=2.0)))
