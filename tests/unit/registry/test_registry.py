@@ -22,7 +22,9 @@ SMOKE_ROWS = make_blobs(rows=32, seed=5)[0]
 
 
 def _smoke(registry: Registry) -> Any:
-    return lambda version: smoke_test(version, registry.home, Path("no-params.yaml"))
+    params = registry.home.parent / "params.yaml"  # empty: every default
+    params.touch()
+    return lambda version: smoke_test(version, registry.home, params)
 
 
 def _register(registry: Registry, folder: Path, approved: bool = True) -> ModelVersion:
