@@ -1,0 +1,111 @@
+"""Stages as a pure fold over the audit log, refusing any change the registry never makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from anomalyflow.registry.audit import AuditEntry, AuditLog, LoggedEntry
+
+Stage = Literal["candidate", "production", "archived"]
+
+
+class InvalidTransition(ValueError):
+    """An entry the registry could not have written from the state before it."""
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """The stages that the audit log's changes add up to."""
+
+    revision: int = 0  # number of changes so far
+    production: str | None = None
+    # Earlier productions, latest last, never holding production: rollback pops from it.
+    previous: tuple[str, ...] = ()
+    archived: frozenset[str] = field(default_factory=frozenset)
+    registered: frozenset[str] = field(default_factory=frozenset)
+    gate_failed: frozenset[str] = field(default_factory=frozenset)  # as registered
+
+    def stage_of(self, version: str) -> Stage:
+        if version == self.production:
+            return "production"
+        return "archived" if version in self.archived else "candidate"
+
+    def apply(self, entry: AuditEntry) -> RegistryState:
+        """The state after one entry; :class:`InvalidTransition` if it cannot follow."""
+        if entry.revision != self.revision + 1:
+            raise InvalidTransition(
+                f"revision {entry.revision} where {self.revision + 1} comes next"
+            )
+        if entry.action == "register":
+            return self._registered(entry)
+        if entry.version not in self.registered:
+            raise InvalidTransition(f"{entry.action} of '{entry.version}', never registered")
+        if entry.action == "promote":
+            return self._promoted(entry)
+        if entry.action == "rollback":
+            return self._rolled_back(entry)
+        return replace(self, revision=entry.revision)  # approve, reject: no stage change
+
+    def _registered(self, entry: AuditEntry) -> RegistryState:
+        if entry.version in self.registered:
+            raise InvalidTransition(f"'{entry.version}' registered a second time")
+        failed = {entry.version} if entry.gate == "failed" else set()
+        return replace(
+            self,
+            revision=entry.revision,
+            registered=self.registered | {entry.version},
+            gate_failed=self.gate_failed | failed,
+        )
+
+    def _promoted(self, entry: AuditEntry) -> RegistryState:
+        version = entry.version
+        if version == self.production:
+            raise InvalidTransition(f"promotes '{version}', production already")
+        if entry.previous_production != self.production:
+            raise InvalidTransition(
+                f"previous_production '{entry.previous_production}' "
+                f"but production was '{self.production}'"
+            )
+        if version in self.gate_failed and not entry.forced:
+            raise InvalidTransition(f"promotes '{version}', whose gate failed, unforced")
+        previous = tuple(v for v in self.previous if v != version)
+        archived = set(self.archived) - {version}
+        if self.production is not None:
+            previous += (self.production,)
+            archived.add(self.production)
+        return replace(
+            self,
+            revision=entry.revision,
+            production=version,
+            previous=previous,
+            archived=frozenset(archived),
+        )
+
+    def _rolled_back(self, entry: AuditEntry) -> RegistryState:
+        if self.production is None or not self.previous:
+            raise InvalidTransition("a rollback with no earlier production to restore")
+        if entry.version != self.previous[-1] or entry.previous_production != self.production:
+            raise InvalidTransition(
+                f"rolls back '{entry.previous_production}' to '{entry.version}', but the "
+                f"production before '{self.production}' was '{self.previous[-1]}'"
+            )
+        archived = (set(self.archived) | {self.production}) - {entry.version}
+        return replace(
+            self,
+            revision=entry.revision,
+            production=entry.version,
+            previous=self.previous[:-1],
+            archived=frozenset(archived),
+        )
+
+
+def fold(log: AuditLog, entries: tuple[LoggedEntry, ...]) -> RegistryState:
+    """The state ``entries`` of ``log`` add up to; a refusal names the first bad line."""
+    state = RegistryState()
+    for logged in entries:
+        try:
+            state = state.apply(logged.entry)
+        except InvalidTransition as invalid:
+            raise log.tampered(logged.line, str(invalid)) from None
+    return state
