@@ -5,8 +5,10 @@ loads the registry's production version at start-up, or the version named by
 ``ANOMALYFLOW_MODEL_VERSION`` (the promotion smoke test serves a candidate that way).
 While serving from the registry it follows promotions and rollbacks: each request
 checks the audit log (one ``stat``) and swaps in the new production model between
-requests, so nothing is dropped. Inside a built Bento, where there is no audit log,
-it serves the version packaged with the stage label ``production``.
+requests, so nothing is dropped. An audit log that fails verification switches
+nothing: the service keeps serving the last production it verified and logs the
+refusal. Inside a built Bento, where there is no audit log, it serves the version
+packaged with the stage label ``production``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from anomalyflow.telemetry import disable_telemetry
 disable_telemetry()
 
 import bentoml  # noqa: E402  (after the telemetry opt-out, which bentoml reads at import)
-from bentoml._internal.configuration.containers import BentoMLContainer  # noqa: E402
 from bentoml.exceptions import BentoMLException, NotFound  # noqa: E402
 
 from anomalyflow.detector import AnomalyDetector  # noqa: E402
 from anomalyflow.params import Params, load_params  # noqa: E402
-from anomalyflow.registry.store import MODEL_NAME, Registry  # noqa: E402
+from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
+from anomalyflow.registry.store import MODEL_NAME, Registry, bentoml_home  # noqa: E402
 from anomalyflow.serving.records import RequestRejected, records_to_matrix  # noqa: E402
 from anomalyflow.serving.server import PARAMS_FILE, PINNED_VERSION  # noqa: E402
 
@@ -36,14 +38,14 @@ INLINE_RECORDS = 64  # requests up to this size are scored on the event loop
 
 
 def _registry() -> Registry:
-    return Registry(Path(BentoMLContainer.bentoml_home.get()))
+    return Registry(bentoml_home())  # BentoML's own home: where bentoml.models looks
 
 
 def _served_version(registry: Registry) -> str:
     """Which version to serve: pinned, else production in the registry or the Bento."""
     pinned = os.environ.get(PINNED_VERSION)
     if pinned:
-        return pinned
+        return registry.resolve(pinned)
     production = registry.state().production
     if production:
         return production
@@ -75,7 +77,7 @@ class AnomalyService:
         self.registry = _registry()
         self.follows_registry = not os.environ.get(PINNED_VERSION)
         self._swap = threading.Lock()
-        self._log_seen: tuple[int, int] | None = self._log_signature()
+        self._follower = ProductionFollower(self.registry)
         self._load(_served_version(self.registry))
 
     def _load(self, version: str) -> None:
@@ -83,23 +85,13 @@ class AnomalyService:
         # One reference swap: a request sees the old pair or the new one, never a mix.
         self.serving = (AnomalyDetector.load(Path(stored.path) / "detector"), version)
 
-    def _log_signature(self) -> tuple[int, int] | None:
-        try:
-            stat = self.registry.audit_log.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
     def _follow_promotions(self) -> tuple[AnomalyDetector, str]:
         """The model to use for this request, after picking up a promotion or rollback."""
-        if self.follows_registry and self._log_signature() != self._log_seen:
+        if self.follows_registry and self._follower.changed():
             with self._swap:
-                signature = self._log_signature()
-                if signature != self._log_seen:
-                    production = self.registry.state().production
-                    if production and production != self.serving[1]:
-                        self._load(production)
-                    self._log_seen = signature
+                production = self._follower.poll(self.serving[1])
+                if production is not None:
+                    self._load(production)
         return self.serving
 
     def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
