@@ -1,7 +1,7 @@
 """Scheduled retraining: every new batch in the incoming folder goes through the flow.
 
 Each batch ends either in ``processed/`` (validated, whatever the gate decided) or in
-quarantine (moved there by the validation step), never both and never left behind.
+quarantine (with its validation report), never both and never left behind.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from pathlib import Path
 from prefect import flow
 
 from anomalyflow.data.schema import InputError
-from anomalyflow.jobs import prepare_data
-from anomalyflow.params import load_params
-from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.context import RunContext
 from anomalyflow.validation.suite import DataValidationError
 from flows.retrain import retrain
 
@@ -29,11 +27,9 @@ def retrain_incoming(
 
     ``incoming`` defaults to ``data.incoming``, ``processed`` to its sibling folder.
     """
-    params = load_params(params_file)
-    paths = ArtifactPaths.from_params(params.paths, params.data)
     # A missing reference or holdout is the setup's fault, not the batches': fail the
     # run here rather than quarantine every good batch.
-    prepare_data(params, paths)
+    paths = RunContext.prepare(params_file).paths
     inbox = Path(incoming) if incoming else paths.incoming
     done = Path(processed) if processed else inbox.parent / "processed"
     outcomes: dict[str, str] = {}
@@ -41,10 +37,13 @@ def retrain_incoming(
     for batch in batches:
         try:
             summary = retrain(batch=str(batch), params_file=params_file)
-        except (DataValidationError, InputError) as error:
-            if batch.exists():  # unreadable input never reached quarantine: put it there
-                paths.quarantine.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(batch), paths.quarantine / batch.name)
+        except DataValidationError as error:  # its copy and report are in quarantine
+            batch.unlink()
+            outcomes[batch.name] = f"quarantined: {str(error).splitlines()[0]}"
+            continue
+        except InputError as error:  # unreadable: it never reached quarantine
+            paths.quarantine.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(batch), paths.quarantine / batch.name)
             outcomes[batch.name] = f"quarantined: {str(error).splitlines()[0]}"
             continue
         done.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(partial)
+        os.chmod(partial, default_mode(0o666))  # mkstemp's file is private to its owner
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def default_mode(requested: int) -> int:
+    """The mode a plain ``open`` or ``mkdir`` would give: ``requested`` less the umask.
+
+    Temporary files and folders are created private (0600, 0700); outputs people share
+    (scored files, review pages, models) get the usual mode once they are complete.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return requested & ~umask
 
 
 def write_text(path: Path, text: str) -> None:

@@ -23,9 +23,11 @@ from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save_file as save_tensors
 
+from anomalyflow.atomic import default_mode
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.device import autocast, resolve_device
 from anomalyflow.evaluation.threshold import fit_threshold, flag
+from anomalyflow.integrity import IntegrityError, record_checksums, verify_checksums
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
@@ -33,6 +35,7 @@ from anomalyflow.models.scorer import ScoringModel
 from anomalyflow.params import (
     FinetuneParams,
     ModelParams,
+    Params,
     PretrainParams,
     RuntimeParams,
     ThresholdParams,
@@ -43,7 +46,8 @@ from anomalyflow.training.loop import TrainingStats
 from anomalyflow.training.pretrain import pretrain
 
 SCORE_BATCH = 8192
-FORMAT_VERSION = 2  # 2: the marginal level is the distance from the median
+FORMAT_VERSION = 3  # 3: detector.json records the SHA-256 of the weights and scaler
+MODEL_FILES = ("weights.safetensors", "scaler.safetensors")  # verified on every load
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class DetectorSettings:
     finetune: FinetuneParams
     threshold: ThresholdParams
     runtime: RuntimeParams
+
+    @classmethod
+    def from_params(cls, params: Params) -> DetectorSettings:
+        """The params sections a detector needs, taken from the whole tree."""
+        return cls(params.model, params.pretrain, params.finetune, params.threshold, params.runtime)
 
 
 class AnomalyDetector:
@@ -235,7 +244,9 @@ class AnomalyDetector:
                 str(staging / "weights.safetensors"),
             )
             save_arrays(self.scaler_.state(), str(staging / "scaler.safetensors"))
-            (staging / "detector.json").write_text(json.dumps(self.describe(), indent=2))
+            description = self.describe() | {"checksums": record_checksums(staging, MODEL_FILES)}
+            (staging / "detector.json").write_text(json.dumps(description, indent=2))
+            staging.chmod(default_mode(0o777))  # mkdtemp's folder is private to its owner
             if directory.exists():
                 shutil.rmtree(directory)
             os.replace(staging, directory)
@@ -263,13 +274,14 @@ class AnomalyDetector:
     def load(cls, directory: Path, runtime: RuntimeParams | None = None) -> AnomalyDetector:
         """Rebuild a saved detector; ``runtime`` overrides the saved device settings."""
         directory = Path(directory)
-        meta = json.loads((directory / "detector.json").read_text())
+        meta = _read_description(directory / "detector.json")
         found = meta.get("format_version")
         if found != FORMAT_VERSION:
-            raise ValueError(
+            raise IntegrityError(
                 f"{directory}: saved in detector format {found}, this AnomalyFlow reads "
                 f"format {FORMAT_VERSION}; train a new model (anomalyflow run --force)"
             )
+        verify_checksums(directory, meta.get("checksums"), MODEL_FILES)
         parsed = params_from_dict(meta["settings"], directory / "detector.json")
         settings = DetectorSettings(
             parsed.model,
@@ -313,6 +325,17 @@ class _ReconstructionScorer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.reconstruction_score(x)
+
+
+def _read_description(path: Path) -> dict[str, Any]:
+    """``detector.json`` as a mapping, or a refusal naming it."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise IntegrityError(f"{path}: cannot be read as JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise IntegrityError(f"{path}: must be a JSON object")
+    return meta
 
 
 def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

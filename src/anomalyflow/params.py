@@ -13,13 +13,10 @@ a silent fall-back to a default.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import (
     ConfigDict,
     Field,
@@ -31,13 +28,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic.dataclasses import dataclass, is_pydantic_dataclass
-from pydantic_core import ErrorDetails
+from pydantic.dataclasses import dataclass
 
-
-class ParamsError(ValueError):
-    """``params.yaml`` is missing, not valid YAML, or has an unknown key or a bad value."""
-
+from anomalyflow.params_file import KeyRule, one_line, read_yaml
+from anomalyflow.params_file import ParamsError as ParamsError
 
 # YAML tells 5, 5.0, "5" and true apart, and a quoted number or a 1 for true is a slip,
 # so scalars are strict (an int is still fine where a float is wanted). NaN and infinity
@@ -51,19 +45,6 @@ NonNegative = Annotated[StrictFloat, Field(ge=0)]  # penalties, tolerances, rati
 Share = Annotated[StrictFloat, Field(ge=0, le=1)]  # [0, 1]
 OpenShare = Annotated[StrictFloat, Field(gt=0, lt=1)]  # (0, 1): either end is degenerate
 BatchSize = Count | Literal["auto"]
-
-
-class _KeyRule(ValueError):
-    """A rule across the keys of one section, naming the key at fault.
-
-    Raised by a section's model validator; pydantic would otherwise place the error on the
-    whole section, and the message could not name the key.
-    """
-
-    def __init__(self, key: str, value: object, rule: str) -> None:
-        super().__init__(rule)
-        self.key = key
-        self.value = value
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -122,7 +103,7 @@ class DataParams:
             # A set key would be ignored, which is worse than refusing it.
             for key, value in columns.items():
                 if value:
-                    raise _KeyRule(
+                    raise KeyRule(
                         key,
                         value,
                         "applies only to data.source files (the built-in data set has its "
@@ -131,13 +112,13 @@ class DataParams:
             return self
         for key in ("features", "label"):
             if not columns[key]:
-                raise _KeyRule(key, columns[key], "must be set when data.source is files")
+                raise KeyRule(key, columns[key], "must be set when data.source is files")
         named = [("features", c) for c in self.features]
         named += [(k, c) for k in ("label", "id", "timestamp") if (c := getattr(self, k))]
         seen: set[str] = set()
         for key, column in named:
             if column in seen:
-                raise _KeyRule(
+                raise KeyRule(
                     key,
                     column,
                     "names a column named before in 'data' "
@@ -173,7 +154,7 @@ class PretrainParams:
     def _mask_rates_in_order(self) -> Self:
         """The rate is drawn in [min, max]; a reversed pair would draw outside both."""
         if self.min_mask_rate > self.max_mask_rate:
-            raise _KeyRule(
+            raise KeyRule(
                 "min_mask_rate",
                 self.min_mask_rate,
                 f"must be at most max_mask_rate ({self.max_mask_rate})",
@@ -287,7 +268,7 @@ class ValidationParams:
     def _label_rates_in_order(self) -> Self:
         """A reversed pair would refuse every batch."""
         if self.min_labeled_anomaly_rate > self.max_labeled_anomaly_rate:
-            raise _KeyRule(
+            raise KeyRule(
                 "min_labeled_anomaly_rate",
                 self.min_labeled_anomaly_rate,
                 f"must be at most max_labeled_anomaly_rate ({self.max_labeled_anomaly_rate})",
@@ -351,32 +332,6 @@ class Params:
 _PARAMS = TypeAdapter(Params)
 
 
-class _DuplicateKey(yaml.MarkedYAMLError):
-    """A key repeated within one mapping."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.safe_load``, but a repeated key is an error.
-
-    PyYAML silently keeps the last of two equal keys, so an edited copy of a key further
-    down would quietly win over the one a reader sees first.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, Hashable):
-                continue  # PyYAML itself refuses it, with its line
-            if key in seen:
-                raise _DuplicateKey(
-                    problem=f"duplicated key '{key}' (YAML would keep only the last one)",
-                    problem_mark=key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Parse ``params.yaml``; missing keys take their defaults, an empty file all of them.
 
@@ -384,16 +339,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     would otherwise train, judge and promote with settings nobody chose.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found") from None
-    except OSError as error:
-        raise ParamsError(f"{path}: cannot be read ({error.strerror})") from None
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
-    except yaml.YAMLError as error:
-        raise _yaml_error(error, path) from None
+    raw = read_yaml(path)
     return params_from_dict({} if raw is None else raw, source=path)
 
 
@@ -404,58 +350,4 @@ def params_from_dict(raw: Any, source: Path) -> Params:
     try:
         return _PARAMS.validate_python(raw)
     except ValidationError as error:
-        raise _one_line(error, source) from None
-
-
-def _yaml_error(error: yaml.YAMLError, path: Path) -> ParamsError:
-    """One line naming the file and the line: PyYAML's own message spans several."""
-    mark = getattr(error, "problem_mark", None)
-    where = f" line {mark.line + 1}:" if mark else ""
-    problem = getattr(error, "problem", None) or str(error)
-    if not isinstance(error, _DuplicateKey):
-        problem = f"not valid YAML ({problem})"
-    return ParamsError(" ".join(f"{path}:{where} {problem}".split()))
-
-
-def _one_line(error: ValidationError, source: Path) -> ParamsError:
-    """The first broken rule: the file, the dotted key, the value and the rule.
-
-    A union such as ``batch_size`` (an integer or ``auto``) fails once per member; those
-    failures share the key and are joined with "or".
-    """
-    details = error.errors(include_url=False)
-    found = [_located(detail) for detail in details]
-    key, value, _ = found[0]
-    if details[0]["type"] == "unexpected_keyword_argument":
-        return ParamsError(f"{source}: unknown key '{key}'")
-    rules = " or ".join(dict.fromkeys(rule for k, _, rule in found if k == key))
-    return ParamsError(f"{source}: '{key}' = {value!r}: {rules}")
-
-
-def _located(detail: ErrorDetails) -> tuple[str, object, str]:
-    """Dotted key, offending value and rule of one pydantic error."""
-    loc, value, rule = list(detail["loc"]), detail["input"], detail["msg"]
-    cause = detail.get("ctx", {}).get("error")
-    if isinstance(cause, _KeyRule):
-        loc, value, rule = [*loc, cause.key], cause.value, str(cause)
-    # pydantic says "Input should be ...", "String should have ...": the key is the subject.
-    return _dotted(loc), value, re.sub(r"^\w+ should", "must", rule)
-
-
-def _dotted(loc: list[str | int]) -> str:
-    """``['data', 'features', 1]`` as ``data.features[1]``.
-
-    Names are followed only through the sections: below a key, pydantic adds the tag of
-    each member of a union (``constrained-int``, ``literal['auto']``), which is no key.
-    """
-    key = ""
-    section: Any = Params  # the class of the section reached; None below a key
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        elif section is not None:
-            key = f"{key}.{part}" if key else part
-            nested = section.__pydantic_fields__.get(part)
-            inner = nested.annotation if nested else None
-            section = inner if inner and is_pydantic_dataclass(inner) else None
-    return key
+        raise one_line(error, source, Params) from None

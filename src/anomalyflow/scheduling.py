@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 
 LOCAL_HOST = "127.0.0.1"
+PREFECT_PORT = 4200  # of the local Prefect server started where a real API is needed
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from anomalyflow.errors import Refusal
+from anomalyflow.paths import ArtifactPaths
 from anomalyflow.telemetry import disable_telemetry
 
 
@@ -64,5 +66,22 @@ def run_dvc(root: Path, *args: str) -> str:
     return done.stdout + done.stderr
 
 
-class LedgerError(RuntimeError):
+class LedgerError(Refusal, RuntimeError):
     """DVC failed to record or push a run (the run's artifacts are still in place)."""
+
+
+def record_in_dvc(batch: Path, paths: ArtifactPaths, root: Path = Path(".")) -> str:
+    """Record a flow run of ``data.batch`` in DVC; say what was (or was not) recorded.
+
+    A run on another batch is not recorded: dvc.yaml's stages read ``data.batch``, and
+    recording them would credit this run's artifacts to a batch it never used.
+    """
+    if batch.resolve() != paths.batch.resolve():
+        return (
+            f"DVC: not recorded, dvc.yaml versions data.batch ({paths.batch}), not {batch}; "
+            "set data.batch to this file to version its runs."
+        )
+    ledger = record_run(root)
+    if ledger is None:
+        return "DVC: not a DVC repository here; nothing recorded."
+    return f"DVC: recorded {ledger.lock}, pushed {ledger.pushed} files to the remote."

@@ -38,11 +38,11 @@ def test_dask_runner_fine_tunes_two_seeds_in_parallel(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Decision: promoted" in done.stdout
 
-        query = {"task_runs": {"name": {"like_": "fine-tune"}}}
+        query = {"task_runs": {"name": {"like_": "finetune"}}}
         runs = [
             r
             for r in prefect_api(server.api_url, "task_runs/filter", query)
-            if str(r["name"]).startswith("fine-tune")
+            if str(r["name"]).startswith("finetune")
         ]
         assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
         spans = sorted(

@@ -64,7 +64,8 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
     assert "expect_column_values_to_not_be_null" in result.output
     assert _digest(Path("artifacts")) == before
     quarantined = list(Path("data/quarantine").glob("recent-*/recent.parquet"))
-    assert len(quarantined) == 1 and not Path("data/recent.parquet").exists()
+    assert len(quarantined) == 1  # a copy: the user's file stays where it was, unchanged
+    assert quarantined[0].read_bytes() == Path("data/recent.parquet").read_bytes()
 
 
 def test_threshold_is_refitted_without_retraining(

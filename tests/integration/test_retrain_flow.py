@@ -5,15 +5,31 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
+from anomalyflow.pipeline.stages import STAGES
 from anomalyflow.registry.store import Registry
 from tests.integration.test_main_job import SMALL
 
 runner = CliRunner()
+
+
+def _task_names(flow_run_id: str) -> list[str]:
+    """The flow run's tasks as Prefect recorded them, in the order they started."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+    return [run.name.rsplit("-", 1)[0] for run in runs]
 
 
 def _md5(path: Path) -> str:
@@ -31,6 +47,8 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     decision = json.loads(Path("artifacts/decision.json").read_text())
     assert decision["lineage"]["reference_md5"] == _md5(Path("data/history.parquet"))
     assert decision["prefect_run_id"]
+    dvc_stages = [s.name for s in STAGES if s.name != "data"]  # data: before the flow
+    assert _task_names(decision["prefect_run_id"])[: len(dvc_stages)] == dvc_stages
     assert [r["rule"] for r in decision["rules"]] == [
         "auprc_floor",
         "precision_at_alert_budget_floor",

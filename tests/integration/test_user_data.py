@@ -128,6 +128,7 @@ def test_batch_missing_a_feature_is_rejected_naming_it(user_project: Path) -> No
     assert "broken.csv" in result.output and "vibration_rms" in result.output
     assert "expect_table_columns_to_match_set" in result.output
     assert list(Path("data/quarantine").glob("broken-*/broken.csv"))
+    assert (user_project / "broken.csv").exists()  # the user's own file is not taken
     assert not Path("artifacts/candidate").exists()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
+from anomalyflow.integrity import IntegrityError
 from anomalyflow.params import ThresholdParams
 from tests.conftest import make_blobs
 
@@ -77,7 +81,7 @@ def test_saved_model_scores_identically_and_holds_no_pickle(
 
     # A model saved by an older release scores differently: refused, not misread.
     (folder / "detector.json").write_text(json.dumps(meta | {"format_version": 1}))
-    with pytest.raises(ValueError, match="saved in detector format 1"):
+    with pytest.raises(IntegrityError, match="saved in detector format 1"):
         AnomalyDetector.load(folder)
 
 
@@ -94,3 +98,35 @@ def test_moving_the_threshold_needs_no_retraining(fast_settings: DetectorSetting
 
     np.testing.assert_array_equal(detector.decision_function(x), before)
     assert detector.predict(x).mean() == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "no-checksums"])
+def test_a_damaged_model_is_refused_not_scored(
+    damage: str, saved_detectors: list[Path], tmp_path: Path
+) -> None:
+    """Flipped bytes once scored NaN silently; truncated weights crashed the service."""
+    folder = Path(shutil.copytree(saved_detectors[0], tmp_path / "model"))
+    weights = folder / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    if damage == "flipped-byte":
+        data[-9] ^= 0xFF  # inside the last tensor's values: still a valid safetensors file
+        weights.write_bytes(bytes(data))
+    elif damage == "truncated":
+        weights.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        meta = json.loads((folder / "detector.json").read_text())
+        del meta["checksums"]
+        (folder / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match=r"detector\.json|weights\.safetensors"):
+        AnomalyDetector.load(folder)
+
+
+def test_a_saved_model_folder_gets_the_usual_mode(
+    saved_detectors: list[Path], tmp_path: Path
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        AnomalyDetector.load(saved_detectors[0]).save(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,13 @@ def test_values_json_cannot_hold_are_refused_before_anything_is_written(
     with pytest.raises(ValueError):
         write_json(tmp_path / "r.json", {"auprc": float("nan")}, allow_nan=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_outputs_get_the_usual_mode_not_a_temporary_files_private_one(tmp_path: Path) -> None:
+    """Scored files and review pages were once created 0600, unreadable to the team."""
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "report.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644

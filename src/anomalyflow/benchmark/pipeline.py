@@ -17,8 +17,8 @@ import yaml
 
 from anomalyflow.data import synthetic
 from anomalyflow.drift.report import detect_drift
-from anomalyflow.jobs import SYNTHETIC_SCHEMA
 from anomalyflow.params import Params
+from anomalyflow.pipeline.data import SYNTHETIC_SCHEMA
 from anomalyflow.validation.suite import build_suite, validate_batch
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from anomalyflow.errors import Refusal
 
-class InputError(ValueError):
+
+class InputError(Refusal, ValueError):
     """Bad input data: names the file, the column and the rule it broke."""
 
     def __init__(self, path: Path | str, column: str | None, problem: str) -> None:

@@ -163,11 +163,6 @@ def write_parquet(dataset: SyntheticDataset, targets: Mapping[str, Path]) -> dic
     return paths
 
 
-def split_files(directory: Path) -> dict[str, Path]:
-    """The usual file of each split in ``directory``: ``history.parquet`` and so on."""
-    return {name: Path(directory) / f"{name}.parquet" for name in ("history", "recent", "holdout")}
-
-
 def _cards(rng: np.random.Generator, count: int) -> _Cards:
     spend_scale = rng.lognormal(0.0, 0.45, count)
     daily_rate = rng.lognormal(np.log(2.5), 0.6, count)

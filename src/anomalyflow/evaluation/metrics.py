@@ -111,7 +111,7 @@ def evaluate(
     )
 
 
-def write_report(report: EvaluationReport, path: Path) -> None:
+def write_evaluation(report: EvaluationReport, path: Path) -> None:
     """Write the report as JSON, atomically.
 
     A temporary file in the same folder is renamed over ``path``, so a reader (a gate,

@@ -37,7 +37,7 @@ class ReportInputs:
     shadow: dict[str, Any] | None = None  # the latest `anomalyflow shadow` comparison
 
 
-def write_report(inputs: ReportInputs, page: Path) -> Path:
+def write_review_page(inputs: ReportInputs, page: Path) -> Path:
     """Render ``index.html`` at ``page`` (written atomically) and return its path."""
     page.parent.mkdir(parents=True, exist_ok=True)
     sections = [

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from anomalyflow.errors import Refusal
 from anomalyflow.registry.store import ModelVersion
 
 SERVICE = "anomalyflow.serving.service:AnomalyService"
@@ -26,7 +27,7 @@ PINNED_VERSION = "ANOMALYFLOW_MODEL_VERSION"  # serve this version, not producti
 PARAMS_FILE = "ANOMALYFLOW_PARAMS"  # the params.yaml the service reads
 
 
-class SmokeTestFailed(RuntimeError):
+class SmokeTestFailed(Refusal, RuntimeError):
     """The packaged service did not start, answer health checks or score as in process."""
 
 

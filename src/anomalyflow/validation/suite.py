@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from anomalyflow.data.schema import Schema
+from anomalyflow.errors import Refusal
 from anomalyflow.params import ValidationParams
 from anomalyflow.telemetry import disable_telemetry
 
@@ -67,7 +68,7 @@ class ValidationResult:
     data_docs: Path | None
 
 
-class DataValidationError(Exception):
+class DataValidationError(Refusal):
     """A batch broke the suite; names the file and every failed expectation."""
 
     def __init__(self, source: Path | str, result: ValidationResult) -> None:

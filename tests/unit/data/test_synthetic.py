@@ -16,7 +16,6 @@ from anomalyflow.data.synthetic import (
     TIMESTAMP,
     SyntheticDataset,
     generate,
-    split_files,
     write_parquet,
 )
 from anomalyflow.params import DriftKnobs, SyntheticParams
@@ -153,7 +152,8 @@ def test_write_parquet_round_trips_and_leaves_no_temp_files(
     dataset: SyntheticDataset, tmp_path: Path
 ) -> None:
     target = tmp_path / "data"
-    paths = write_parquet(dataset, split_files(target))
+    files = {name: target / f"{name}.parquet" for name in ("history", "recent", "holdout")}
+    paths = write_parquet(dataset, files)
     assert set(paths) == {"history", "recent", "holdout"}
     assert sorted(p.name for p in target.iterdir()) == [
         "history.parquet",

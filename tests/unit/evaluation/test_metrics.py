@@ -19,7 +19,7 @@ from anomalyflow.evaluation.metrics import (
     EvaluationReport,
     _weighted_average_precision,
     evaluate,
-    write_report,
+    write_evaluation,
 )
 from anomalyflow.params import EvaluationParams
 
@@ -144,7 +144,7 @@ def test_report_round_trips_through_json(tmp_path: Path) -> None:
     labels, scores = _scored(rows=1000)
     report = evaluate(labels, scores, 1.0, FAST)
     path = tmp_path / "reports" / "evaluation.json"
-    write_report(report, path)
+    write_evaluation(report, path)
     loaded = json.loads(path.read_text())
     assert loaded == report.to_dict()
     assert EvaluationReport(**loaded) == report
@@ -155,5 +155,5 @@ def test_write_report_replaces_an_existing_report(tmp_path: Path) -> None:
     path = tmp_path / "evaluation.json"
     path.write_text("stale")
     labels, scores = _scored(rows=500)
-    write_report(evaluate(labels, scores, 1.0, FAST), path)
+    write_evaluation(evaluate(labels, scores, 1.0, FAST), path)
     assert json.loads(path.read_text())["rows"] == 500

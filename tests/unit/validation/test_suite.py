@@ -10,8 +10,8 @@ import pytest
 
 from anomalyflow.data import synthetic
 from anomalyflow.data.schema import Schema
-from anomalyflow.jobs import SYNTHETIC_SCHEMA
 from anomalyflow.params import Params
+from anomalyflow.pipeline.data import SYNTHETIC_SCHEMA
 from anomalyflow.validation.suite import (
     DataValidationError,
     build_suite,

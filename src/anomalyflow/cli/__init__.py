@@ -1,0 +1,22 @@
+"""The ``anomalyflow`` command, assembled from sub-apps that each keep their commands
+beside the code they drive: the pipeline, the registry, serving, and benchmarks.
+
+Bad input ends with a one-line error naming the file, key or column and the rule, and
+exit code 2 (see :mod:`anomalyflow.cli.common`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from anomalyflow.cli import benchmarks, pipeline, registry, serving
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Pretrain on unlabeled data, fine-tune with few labels, detect anomalies.",
+)
+app.add_typer(pipeline.app)
+app.add_typer(registry.app)
+app.add_typer(serving.app)
+app.add_typer(benchmarks.app)

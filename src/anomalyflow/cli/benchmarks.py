@@ -1,0 +1,260 @@
+"""Commands that measure: detection quality beside peers, pipeline and serving speed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.cli.registry import open_configured_registry
+
+if TYPE_CHECKING:
+    from anomalyflow.benchmark.batch_scoring import BatchScoringFigures
+    from anomalyflow.benchmark.protocol import Outcome
+    from anomalyflow.benchmark.serving import ServiceFigures
+
+app = typer.Typer()
+
+
+@app.command("fit-score")
+@refusing
+def fit_score(
+    train: Annotated[Path, typer.Option(help="npz with X and y (1 = labeled anomaly).")],
+    test: Annotated[Path, typer.Option(help="npz with X to score.")],
+    out: Annotated[Path, typer.Option(help="Where to write the scores (.npy).")],
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Pretrain on TRAIN's X, fine-tune on its labels, write one score per TEST row."""
+    from anomalyflow.fit_score import fit_score as run_fit_score
+
+    scores = run_fit_score(train, test, out, configured(params_path))
+    typer.echo(f"wrote {len(scores)} scores to {out}")
+
+
+@app.command()
+@refusing
+def benchmark(
+    data: Annotated[list[Path], typer.Argument(help="ADBench-style .npz files (X, y).")],
+    label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
+    seeds: Annotated[int, typer.Option(help="Seeds (splits) per data set.")] = 3,
+    out: Annotated[Path, typer.Option(help="Folder for JSON and plot.")] = Path(
+        "benchmark-results"
+    ),
+    speed: Annotated[bool, typer.Option(help="Also measure throughput and memory.")] = True,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Run the few-label protocol: AnomalyFlow beside its peers on identical splits."""
+    from anomalyflow.atomic import write_json
+    from anomalyflow.benchmark import report
+    from anomalyflow.benchmark.protocol import run_protocol
+    from anomalyflow.detector import DetectorSettings
+
+    params = configured(params_path)
+    settings = DetectorSettings.from_params(params)
+    if not 0 <= label_ratio <= 1:
+        fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
+    bench = params.benchmark
+    outcomes = run_protocol(
+        data, settings, label_ratio, seeds, bench.row_cap, bench.test_size, on_outcome=_progress
+    )
+    typer.echo(report.table(outcomes, label_ratio))
+    summary = report.summarize(outcomes, label_ratio)
+    payload: dict[str, Any] = {
+        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
+        "row_cap": bench.row_cap,
+        "seeds": seeds,
+        "summary": summary,
+        "outcomes": [asdict(o) for o in outcomes],
+        "markdown": report.markdown_table(outcomes, label_ratio),
+    }
+    _echo_wins(summary)
+    if speed:
+        payload["speed"] = _measure_speed(data, params_path)
+    tag = f"ratio-{label_ratio:g}"
+    write_json(out / f"benchmark-{tag}.json", payload)
+    report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")
+    typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")
+
+
+def _progress(o: Outcome) -> None:
+    typer.echo(
+        f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}auroc {o.auroc:.3f}  "
+        f"auprc {o.auprc:.3f}  {o.seconds:6.1f} s",
+        err=True,
+    )
+
+
+def _echo_wins(summary: dict[str, Any]) -> None:
+    for method, entry in summary["methods"].items():
+        if "anomalyflow_wins" in entry:
+            typer.echo(
+                f"anomalyflow vs {method:<24} wins {entry['anomalyflow_wins']:>2}  "
+                f"losses {entry['anomalyflow_losses']:>2}  "
+                f"Wilcoxon p {entry['wilcoxon_p']:.3g}"
+            )
+
+
+def _measure_speed(data: list[Path], params_path: Path) -> dict[str, Any]:
+    """Pretraining and scoring throughput, and fit-score's peak memory, printed and returned."""
+    from anomalyflow.benchmark.speed import measure
+    from anomalyflow.detector import DetectorSettings
+
+    params = configured(params_path)
+    figures = measure(data, DetectorSettings.from_params(params), params.benchmark, params_path)
+    typer.echo(
+        f"pretraining on {figures.dataset}: {figures.pretrain_rows_per_second:,.0f}"
+        f" rows/s; scoring {figures.scoring_rows_per_second:,.0f} rows/s vs bare "
+        f"forward {figures.bare_forward_rows_per_second:,.0f} rows/s (ratio "
+        f"{figures.scoring_to_forward_ratio:.2f}); fit-score on "
+        f"{figures.fit_score_dataset} ({figures.fit_score_rows:,} train rows): peak "
+        f"{figures.fit_score_peak_memory_mib:,.0f} MiB, "
+        f"{figures.fit_score_seconds:.0f} s"
+    )
+    return asdict(figures) | {"scoring_to_forward_ratio": figures.scoring_to_forward_ratio}
+
+
+@app.command("pipeline-benchmark")
+@refusing
+def pipeline_benchmark(
+    rows: Annotated[int, typer.Option(help="Rows of the batch to validate and check.")] = (
+        1_000_000
+    ),
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Validation and drift rows/s on a large batch; a rerun's cost beside the first run."""
+    from anomalyflow.benchmark.pipeline import measure_pipeline
+
+    figures = measure_pipeline(configured(params_path), rows, params_path)
+    typer.echo(
+        f"validation (Great Expectations): {figures.validation_rows_per_second:,.0f} "
+        f"rows/s on {figures.batch_rows:,} rows"
+    )
+    typer.echo(
+        f"drift (Evidently): {figures.drift_rows_per_second:,.0f} rows/s; peak memory "
+        f"{figures.peak_memory_mib:,.0f} MiB"
+    )
+    typer.echo(
+        f"anomalyflow run: first {figures.first_run_seconds:.1f} s, second with nothing "
+        f"changed {figures.second_run_seconds:.1f} s (ratio {figures.rerun_ratio:.2f})"
+    )
+
+
+@app.command("serving-benchmark")
+@refusing
+def serving_benchmark(
+    rows: Annotated[int, typer.Option(help="Rows of the generated file to batch-score.")] = (
+        5_000_000
+    ),
+    requests: Annotated[int, typer.Option(help="Single-record requests (latency, req/s).")] = (
+        2000
+    ),
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients for req/s.")] = 4,
+    batch_records: Annotated[int, typer.Option(help="Records per batch request.")] = 1000,
+    out: Annotated[Path, typer.Option(help="JSON with every figure.")] = Path(
+        "benchmark-results/serving.json"
+    ),
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Serving latency, req/s and batch rows/s; batch-file scoring speed and peak memory."""
+    import torch
+
+    from anomalyflow.atomic import write_json
+    from anomalyflow.benchmark.batch_scoring import measure_batch_scoring
+    from anomalyflow.benchmark.serving import measure_service
+
+    params = configured(params_path)
+    registry = open_configured_registry(params)
+    if registry.production() is None:
+        fail(
+            f"no production model in {registry.home}: run `anomalyflow run` first "
+            "(it trains, gates and promotes one)"
+        )
+    if not 0 < batch_records <= params.serving.max_batch_records:
+        fail(f"--batch-records must be within 1..{params.serving.max_batch_records}")
+    threads = torch.get_num_threads()
+    typer.echo(
+        f"{os.cpu_count()} CPU cores, {threads} torch threads; service on 127.0.0.1 over "
+        "persistent HTTP connections (keep-alive: no TCP set-up in the figures)"
+    )
+    service = measure_service(registry, params_path, requests, concurrency, batch_records)
+    _echo_service(service, requests, concurrency, batch_records)
+    scoring = measure_batch_scoring(registry, rows, params.serving.chunk_rows)
+    _echo_scoring(scoring)
+    payload = {
+        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+    } | _serving_payload(service, scoring)
+    write_json(out, payload)
+    typer.echo(f"wrote {out}")
+
+
+def _echo_service(
+    service: ServiceFigures, requests: int, concurrency: int, batch_records: int
+) -> None:
+    from anomalyflow.benchmark.serving import P50_TARGET_MS
+
+    typer.echo(
+        f"single record ({requests} requests, model {service.version}): p50 "
+        f"{service.p50_ms:.2f} ms, p99 {service.p99_ms:.2f} ms; in process p50 "
+        f"{service.in_process_p50_ms:.2f} ms, p99 {service.in_process_p99_ms:.2f} ms "
+        f"(overhead x{service.latency_ratio:.1f})"
+    )
+    typer.echo(
+        f"target p50 < {P50_TARGET_MS:g} ms: {'met' if service.p50_target_met else 'not met'}"
+    )
+    typer.echo(
+        f"{concurrency} concurrent clients: {service.requests_per_second:,.0f} req/s; in "
+        f"process {service.in_process_calls_per_second:,.0f} calls/s "
+        f"(overhead x{service.concurrency_ratio:.1f})"
+    )
+    typer.echo(
+        f"batch endpoint ({batch_records} records a request): "
+        f"{service.batch_rows_per_second:,.0f} rows/s; in process "
+        f"{service.in_process_batch_rows_per_second:,.0f} rows/s "
+        f"(overhead x{service.batch_ratio:.1f})"
+    )
+
+
+def _echo_scoring(scoring: BatchScoringFigures) -> None:
+    from anomalyflow.benchmark.batch_scoring import MEMORY_TARGET_MIB
+
+    typer.echo(
+        f"batch scoring {scoring.rows:,} rows ({scoring.file_mib:,.0f} MiB Parquet, chunks of "
+        f"{scoring.chunk_rows:,}): {scoring.scoring_rows_per_second:,.0f} rows/s; bare "
+        f"forward pass {scoring.bare_forward_rows_per_second:,.0f} rows/s (ratio "
+        f"{scoring.scoring_to_forward_ratio:.2f}); wrote {scoring.output_rows:,} rows"
+    )
+    met = "met" if scoring.memory_target_met else "not met"
+    typer.echo(
+        f"peak memory of the scoring process: {scoring.peak_memory_mib:,.0f} MiB; target "
+        f"< {MEMORY_TARGET_MIB:,.0f} MiB: {met}"
+    )
+
+
+def _serving_payload(service: ServiceFigures, scoring: BatchScoringFigures) -> dict[str, Any]:
+    from anomalyflow.benchmark.batch_scoring import MEMORY_TARGET_MIB
+    from anomalyflow.benchmark.serving import P50_TARGET_MS
+
+    return {
+        "service": asdict(service)
+        | {
+            "latency_ratio": service.latency_ratio,
+            "concurrency_ratio": service.concurrency_ratio,
+            "batch_ratio": service.batch_ratio,
+            "p50_target_ms": P50_TARGET_MS,
+            "p50_target_met": service.p50_target_met,
+        },
+        "batch_scoring": asdict(scoring)
+        | {
+            "scoring_rows_per_second": scoring.scoring_rows_per_second,
+            "scoring_to_forward_ratio": scoring.scoring_to_forward_ratio,
+            "memory_target_mib": MEMORY_TARGET_MIB,
+            "memory_target_met": scoring.memory_target_met,
+        },
+    }

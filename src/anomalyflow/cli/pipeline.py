@@ -1,0 +1,172 @@
+"""Commands that run the pipeline: the whole retraining flow, or one stage at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.stages import STAGES, Stage, dvc_yaml
+from anomalyflow.scheduling import PREFECT_PORT
+
+app = typer.Typer()
+DataOption = Annotated[Path | None, typer.Option(help="Batch; default: data.batch.")]
+
+
+@app.command()
+@refusing
+def run(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Incoming batch (CSV / Parquet); default: data.batch in params."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Start a flow run even when nothing changed since the last one.")
+    ] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """The main job: the Prefect retraining flow on the configured data (or --data)."""
+    from flows.launch import already_checked, run_flow
+
+    from anomalyflow.validation.suite import DataValidationError
+    from anomalyflow.versioning import record_in_dvc
+
+    params = configured(params_path)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    batch = data or paths.batch
+    if not force and already_checked(params, paths, batch):
+        # The flow's own first check, made before paying for a Prefect API start-up.
+        typer.echo(
+            "Decision: skipped (nothing changed since the last run: same batch, "
+            "params and reference data); no flow run started, --force starts one."
+        )
+        return
+    try:
+        summary = run_flow(params, params_path, batch, on_server=typer.echo)
+    except DataValidationError as error:
+        fail(f"batch rejected, a copy is in quarantine; nothing downstream changed.\n{error}")
+    typer.echo("\n".join(summary.lines()))
+    typer.echo(record_in_dvc(batch, paths))
+
+
+def _stage_command(stage: Stage) -> None:
+    """Register ``anomalyflow <stage.command>``: the stage alone, as ``dvc repro`` runs it."""
+
+    def command(data: DataOption = None, params_path: ParamsOption = DEFAULT_PARAMS) -> None:
+        from anomalyflow.pipeline.context import RunContext
+        from anomalyflow.pipeline.state import exclusive_run
+
+        configured(params_path)
+        ctx = RunContext.prepare(params_path, regenerate=stage.regenerates_data)
+        with exclusive_run(ctx.paths):
+            typer.echo(stage.run(ctx, data or ctx.paths.batch))
+
+    if not stage.reads_batch:  # no --data: the stage reads what earlier stages wrote
+
+        def command_without_batch(params_path: ParamsOption = DEFAULT_PARAMS) -> None:
+            command(None, params_path)
+
+        app.command(stage.command, help=stage.summary)(refusing(command_without_batch))
+        return
+    app.command(stage.command, help=stage.summary)(refusing(command))
+
+
+for _stage in STAGES:
+    _stage_command(_stage)
+
+
+@app.command("rebuild-suite")
+@refusing
+def rebuild_suite(params_path: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Rebuild gx/expectations from the reference data (drops hand edits)."""
+    from anomalyflow.pipeline.context import RunContext
+    from anomalyflow.pipeline.validate import build_reference_suite
+
+    configured(params_path)
+    typer.echo(f"Suite rebuilt: {build_reference_suite(RunContext.prepare(params_path))}")
+
+
+@app.command("dvc-stages")
+@refusing
+def dvc_stages(
+    write: Annotated[bool, typer.Option(help="Write dvc.yaml instead of printing it.")] = False,
+) -> None:
+    """Print (or --write) the dvc.yaml that follows from the pipeline's stage list."""
+    if not write:
+        typer.echo(dvc_yaml(), nl=False)
+        return
+    from anomalyflow.atomic import write_text
+
+    write_text(Path("dvc.yaml"), dvc_yaml())
+    typer.echo("wrote dvc.yaml")
+
+
+@app.command()
+@refusing
+def report(
+    open_page: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Write the review page of the latest run (evaluation, drift, decision, lineage)."""
+    from anomalyflow.pipeline.context import RunContext
+    from anomalyflow.pipeline.review import build_review_page
+    from anomalyflow.pipeline.state import has_candidate
+
+    configured(params_path)
+    ctx = RunContext.prepare(params_path)
+    if not has_candidate(ctx.paths):
+        fail(f"no trained candidate in {ctx.paths.candidate}; run `anomalyflow run` first")
+    page = build_review_page(ctx)
+    typer.echo(f"Report: {page}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
+@refusing
+def schedule(
+    cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")],
+    incoming: Annotated[
+        Path | None, typer.Option(help="Folder where new batches arrive; default: data.incoming.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port of a local server started here.")] = PREFECT_PORT,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Serve the retraining flow on a cron schedule through a real Prefect server."""
+    from flows.launch import serve_schedule
+
+    params = configured(params_path)
+    folder = incoming or ArtifactPaths.from_params(params.paths, params.data).incoming
+    serve_schedule(cron, folder, incoming, params_path, port, say=typer.echo)
+
+
+@app.command()
+@refusing
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The paused retraining flow run.")],
+    reject: Annotated[bool, typer.Option(help="Reject the candidate instead.")] = False,
+    reason: Annotated[str, typer.Option(help="Why; recorded with your name.")] = "",
+    by: Annotated[str | None, typer.Option(help="Reviewer (default: your user name).")] = None,
+) -> None:
+    """Answer a retraining run waiting for approval (``registry.approval: required``)."""
+    import getpass
+    from uuid import UUID
+
+    from anomalyflow.telemetry import disable_telemetry
+
+    disable_telemetry()
+    os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{PREFECT_PORT}/api")
+    from prefect.flow_runs import resume_flow_run
+
+    answer = {"approve": not reject, "reviewer": by or getpass.getuser(), "reason": reason}
+    try:
+        resume_flow_run(UUID(run_id), run_input=answer)
+    except Exception as error:  # Prefect raises several types: not found, not paused, ...
+        fail(f"could not answer flow run {run_id} at {os.environ['PREFECT_API_URL']}: {error}")
+    typer.echo(f"{'Rejected' if reject else 'Approved'}; flow run {run_id} resumes.")

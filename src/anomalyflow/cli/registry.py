@@ -1,0 +1,119 @@
+"""Commands over the model registry: list versions, promote, roll back, shadow-compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, refusing
+from anomalyflow.params import Params, load_params
+
+if TYPE_CHECKING:
+    from anomalyflow.registry.store import Registry
+
+app = typer.Typer()
+
+
+def open_configured_registry(params: Params) -> Registry:
+    """The registry params name (BentoML's model store under ``registry.bentoml_home``)."""
+    from anomalyflow.registry.store import open_registry
+
+    return open_registry(params.registry)
+
+
+@app.command()
+@refusing
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """List registered versions: stage, gate, key metrics, creation time, data version."""
+    import json
+
+    registry = open_configured_registry(load_params(params_path))
+    versions = registry.versions()
+    if as_json:
+        typer.echo(json.dumps([v.to_dict() for v in versions], indent=2))
+        return
+    if not versions:
+        typer.echo(f"No registered versions in {registry.home}; `anomalyflow run` adds one.")
+        return
+    typer.echo(
+        f"{'version':<18}{'stage':<12}{'gate':<8}{'auprc':>7}{'auroc':>7}  "
+        f"{'created (UTC)':<21}data"
+    )
+    for v in versions:
+        auprc, auroc = (v.metrics.get(k, float("nan")) for k in ("auprc", "auroc"))
+        typer.echo(
+            f"{v.version:<18}{v.stage:<12}{'passed' if v.gate_passed else 'failed':<8}"
+            f"{auprc:>7.3f}{auroc:>7.3f}  {v.created:%Y-%m-%d %H:%M:%S}  {v.data_version[:12]}"
+        )
+
+
+@app.command()
+@refusing
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to make production.")],
+    force: Annotated[
+        bool, typer.Option(help="Promote even though its gate failed (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Make VERSION production (after a serving smoke test) and archive the previous one."""
+    from anomalyflow.pipeline.register import promote as promote_version
+
+    params = configured(params_path)
+    typer.echo(f"Smoke-testing the service with {version} ...")
+    state = promote_version(params.registry, params_path, version, force=force, reason=reason)
+    archived = state.previous[-1] if state.previous else None
+    typer.echo(
+        f"{state.production} is production"
+        + (f"; {archived} archived" if archived else "")
+        + ". A running service picks it up at its next request."
+    )
+
+
+@app.command()
+@refusing
+def rollback(
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Restore the previous production version in one step."""
+    registry = open_configured_registry(load_params(params_path))
+    before = registry.state().production
+    state = registry.rollback(reason=reason)
+    typer.echo(f"{state.production} is production again; {before} archived.")
+
+
+@app.command()
+@refusing
+def shadow(
+    input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet batch.")],
+    candidate: Annotated[
+        str | None, typer.Option(help="Version to compare (default: the newest candidate).")
+    ] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Score a batch with production and a candidate; report where they disagree."""
+    from anomalyflow.paths import ArtifactPaths
+    from anomalyflow.pipeline.shadow import shadow as compare
+
+    params = configured(params_path)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    comparison = compare(input_file, candidate, params, paths)
+    flags = comparison["flags"]
+    typer.echo(
+        f"Production {comparison['production']} vs candidate {comparison['candidate']} on "
+        f"{comparison['rows']} rows: both flag {flags['both']}, only production "
+        f"{flags['production_only']}, only the candidate {flags['candidate_only']} "
+        f"(disagreement {comparison['disagreement_rate']:.2%}); {paths.shadow}"
+    )
+    if (paths.candidate / "detector.json").exists():  # the latest run's page, with it added
+        from anomalyflow.pipeline.context import RunContext
+        from anomalyflow.pipeline.review import build_review_page
+
+        typer.echo(f"Report: {build_review_page(RunContext.prepare(params_path))}")

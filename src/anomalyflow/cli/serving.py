@@ -1,0 +1,118 @@
+"""Commands that use a model: serve it over HTTP, score a file, refit its threshold."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anomalyflow.cli.common import (
+    DEFAULT_PARAMS,
+    ParamsOption,
+    VersionOption,
+    configured,
+    fail,
+    refusing,
+)
+from anomalyflow.cli.registry import open_configured_registry
+from anomalyflow.params import load_params
+
+app = typer.Typer()
+
+
+@app.command()
+@refusing
+def serve(
+    version: VersionOption = None,
+    host: Annotated[str | None, typer.Option(help="Default: serving.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: serving.port.")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Serve the production model (or --model VERSION) with BentoML on localhost.
+
+    The BentoML server replaces this process (exec), so a signal sent to it (Ctrl-C,
+    ``kill``) stops the server and its workers, with nothing left on the port.
+    """
+    from anomalyflow.serving.server import service_command, service_environment
+
+    params = load_params(params_path)
+    registry = open_configured_registry(params)
+    if version is None and registry.state().production is None:
+        fail(f"no production model in {registry.home}: `anomalyflow run` or `promote` first")
+    host, port = host or params.serving.host, port or params.serving.port
+    command = service_command(host, port)
+    typer.echo(f"Serving on http://{host}:{port}")
+    os.execve(command[0], command, service_environment(registry.home, params_path, version))
+
+
+@app.command()
+@refusing
+def score(
+    input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet to score.")],
+    output_file: Annotated[Path, typer.Option("--output", help="CSV or Parquet to write.")],
+    version: VersionOption = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Score a file in chunks with bounded memory: other columns plus score, is_anomaly."""
+    from anomalyflow.scoring import score_file
+
+    params = configured(params_path)
+    detector = open_configured_registry(params).load(version)
+    done = score_file(
+        detector,
+        input_file,
+        output_file,
+        params.serving.chunk_rows,
+        progress=params.runtime.progress,
+    )
+    typer.echo(
+        f"Scored {done.rows} rows ({done.rows_per_second:,.0f} rows/s), "
+        f"flagged {done.flagged}: {output_file}"
+    )
+
+
+@app.command()
+@refusing
+def threshold(
+    data: Annotated[Path, typer.Option(help="CSV or Parquet with the model's features.")],
+    model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/candidate"),
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column ('' for none); default: data.label.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(help="Id column ('' for none); default: data.id.")
+    ] = None,
+    timestamp_column: Annotated[
+        str | None, typer.Option(help="'' for none; default: data.timestamp.")
+    ] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Refit a saved model's threshold on DATA with params' threshold rule; no retraining."""
+    from dataclasses import replace
+
+    from anomalyflow.data.loaders import read_table
+    from anomalyflow.data.schema import Schema
+    from anomalyflow.detector import AnomalyDetector
+    from anomalyflow.pipeline.data import schema_from
+
+    params = load_params(params_path)
+    detector = AnomalyDetector.load(model)
+    detector.settings = replace(detector.settings, threshold=params.threshold)
+    configured_roles = schema_from(params.data)
+
+    def role(given: str | None, default: str | None) -> str | None:
+        return default if given is None else given or None
+
+    schema = Schema(
+        detector.feature_names_,
+        label=role(label_column, configured_roles.label),
+        id=role(id_column, configured_roles.id),
+        timestamp=role(timestamp_column, configured_roles.timestamp),
+    )
+    table = read_table(data, schema)
+    old = detector.threshold_
+    new = detector.refit_threshold(table.x, table.y)
+    detector.save(model)
+    typer.echo(f"threshold {old:.4f} -> {new:.4f} ({params.threshold.method}); saved {model}")

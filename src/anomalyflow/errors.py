@@ -1,0 +1,36 @@
+"""The base of every refusal AnomalyFlow makes on purpose.
+
+Bad input (data, params, files on disk) and refused actions (a gate-failed promotion,
+a failed smoke test) raise a subclass with a one-line message naming the file, key,
+column or field and the rule. Entry points turn it into that line and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+class Refusal(Exception):
+    """A clear, expected refusal: the message is the whole story for the user."""
+
+
+class RefusalTracebackFilter(logging.Filter):
+    """Drops the traceback from a log record of a refusal; the message stays.
+
+    An orchestrator logs every exception with its traceback; for a refusal that is dozens
+    of lines of library frames before the one line the user needs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], Refusal):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_refusal_tracebacks(*logger_names: str) -> None:
+    """Log refusals on these loggers as their message alone (once per logger)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RefusalTracebackFilter) for f in logger.filters):
+            logger.addFilter(RefusalTracebackFilter())

@@ -1,0 +1,33 @@
+"""What every stage of one run shares: params, where files are, the columns' roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from anomalyflow.data.schema import Schema
+from anomalyflow.params import Params, load_params
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.data import prepare_data
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Built once per run (or per stage command) and handed to every stage."""
+
+    params: Params
+    paths: ArtifactPaths
+    schema: Schema
+    params_file: Path
+
+    @classmethod
+    def prepare(cls, params_file: Path | str, regenerate: bool = False) -> RunContext:
+        """Load params and put the reference and holdout in place (see ``prepare_data``).
+
+        Raises:
+            ParamsError: ``params.yaml`` is missing or breaks a rule.
+            InputError: the reference or holdout is missing or unsound.
+        """
+        params = load_params(params_file)
+        paths = ArtifactPaths.from_params(params.paths, params.data)
+        return cls(params, paths, prepare_data(params, paths, regenerate), Path(params_file))

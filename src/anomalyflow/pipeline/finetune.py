@@ -1,0 +1,84 @@
+"""The fine-tune stage: a candidate from the backbone (or production) on the batch's labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from anomalyflow.data.loaders import Table
+from anomalyflow.data.schema import InputError
+from anomalyflow.data.splits import stratified_split, time_split
+from anomalyflow.detector import AnomalyDetector, DetectorSettings
+from anomalyflow.pipeline.context import RunContext
+from anomalyflow.pipeline.lineage import file_digest
+from anomalyflow.pipeline.production import production_version
+
+THRESHOLD_SHARE = 0.3  # latest share of the batch's rows, kept apart to fit the threshold
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    """A fine-tuned candidate (not yet saved) and its AUPRC on the threshold rows."""
+
+    detector: AnomalyDetector
+    seed: int
+    selection_auprc: float  # picks the best of several seeds
+    warm_started_from: str | None = None  # the production version it continued, if any
+
+
+def finetune(ctx: RunContext, batch: Table, batch_path: Path, seed: int | None = None) -> FineTuned:
+    """Fine-tune on the batch's labels; fit the threshold on its latest rows.
+
+    ``seed`` overrides ``runtime.seed`` so several seeds can train side by side (each
+    without checkpoints: they would share a file).
+    """
+    assert batch.y is not None
+    if not (batch.y == 1).any():
+        raise InputError(batch_path, ctx.schema.label, "no labeled anomaly (1) to fine-tune on")
+    fit_rows, threshold_rows = _split_rows(ctx, batch)
+    runtime = ctx.params.runtime if seed is None else replace(ctx.params.runtime, seed=seed)
+    production = None
+    if ctx.params.finetune.warm_start == "production":
+        production = production_version(ctx.schema, ctx.params.registry)
+    start = production.detector_dir if production else ctx.paths.backbone
+    candidate = AnomalyDetector.load(start, runtime)
+    candidate.settings = replace(DetectorSettings.from_params(ctx.params), runtime=runtime)
+    checkpoints = ctx.paths.checkpoints if seed is None else None
+    candidate.finetune(
+        batch.x[fit_rows], batch.y[fit_rows], checkpoints, warm_start=production is not None
+    )
+    candidate.refit_threshold(batch.x[threshold_rows], batch.y[threshold_rows])
+    labels = batch.y[threshold_rows]
+    scores = candidate.decision_function(batch.x[threshold_rows])
+    auprc = float(average_precision_score(labels, scores)) if labels.any() else 0.0
+    return FineTuned(candidate, runtime.seed, auprc, production.version if production else None)
+
+
+def save_candidate(
+    best: FineTuned, backbone: AnomalyDetector, batch_path: Path, ctx: RunContext
+) -> AnomalyDetector:
+    """Record lineage on the chosen candidate and save it to ``artifacts/candidate``."""
+    candidate = best.detector
+    if best.warm_started_from:  # production's lineage: its backbone, scaler and reference
+        origin = candidate.lineage_ | {"warm_started_from": best.warm_started_from}
+    else:
+        backbone_weights = ctx.paths.backbone / "weights.safetensors"
+        origin = backbone.lineage_ | {"backbone_weights_md5": file_digest(backbone_weights)}
+    candidate.lineage_ = origin | {
+        "batch_md5": file_digest(batch_path),
+        "finetune_seed": str(best.seed),
+    }
+    candidate.save(ctx.paths.candidate)
+    return candidate
+
+
+def _split_rows(ctx: RunContext, batch: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to fit on and the rows that fit the threshold: the latest, where time is known."""
+    assert batch.y is not None
+    timestamp = ctx.schema.timestamp
+    if timestamp and batch.frame is not None:
+        return time_split(batch.frame[timestamp].to_numpy(), THRESHOLD_SHARE)
+    return stratified_split(batch.y, THRESHOLD_SHARE, ctx.params.runtime.seed)

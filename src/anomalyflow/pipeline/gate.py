@@ -1,0 +1,42 @@
+"""The gate stage: the promotion policy applied, and the decision record written."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from anomalyflow.atomic import write_json
+from anomalyflow.detector import AnomalyDetector
+from anomalyflow.evaluation.gates import GateDecision, apply_policy
+from anomalyflow.pipeline.context import RunContext
+from anomalyflow.pipeline.evaluate import Evaluation
+from anomalyflow.pipeline.lineage import file_digest, git_commit
+
+
+def gate(
+    ctx: RunContext, evaluation: Evaluation, candidate: AnomalyDetector, run_id: str | None
+) -> tuple[GateDecision, dict[str, Any]]:
+    """Apply the promotion policy and write the decision record (``artifacts/decision.json``).
+
+    The record holds every rule with its value and verdict, and what produced the
+    candidate (hashes, params, commit, Prefect run), so a decision can be audited later.
+    """
+    paths = ctx.paths
+    decision = apply_policy(evaluation.candidate, evaluation.comparison, ctx.params.gate)
+    production = evaluation.production
+    record = decision.to_dict() | {
+        "decided_at": datetime.now(UTC).isoformat(),
+        "candidate_metrics": evaluation.candidate.to_dict(),
+        "production_metrics": production.to_dict() if production else None,
+        "lineage": candidate.lineage_
+        | {
+            "candidate_weights_md5": file_digest(paths.candidate / "weights.safetensors"),
+            "holdout_md5": file_digest(paths.holdout),
+        },
+        "params": asdict(ctx.params),
+        "git_commit": git_commit(),
+        "prefect_run_id": run_id,
+    }
+    write_json(paths.decision, record, default=str)
+    return decision, record

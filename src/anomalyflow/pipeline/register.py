@@ -1,0 +1,45 @@
+"""The register and promote stages: the candidate into the model store, then production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.data.loaders import read_table
+from anomalyflow.params import RegistryParams
+from anomalyflow.pipeline.context import RunContext
+from anomalyflow.registry.store import ModelVersion, RegistryState, open_registry
+from anomalyflow.serving.server import smoke_test
+
+
+def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
+    """Save the candidate, its decision record and a smoke batch in the model store.
+
+    Every candidate is registered, a gate-failed one too (``promote`` refuses it unless
+    forced); the smoke batch is the first holdout rows, scored by the smoke test.
+    """
+    holdout = read_table(ctx.paths.holdout, ctx.schema)
+    registry = ctx.params.registry
+    return open_registry(registry).register(
+        ctx.paths.candidate, record, holdout.x[: registry.smoke_rows]
+    )
+
+
+def promote(
+    registry_params: RegistryParams,
+    params_file: Path,
+    version: str,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> RegistryState:
+    """Make ``version`` production once its packaged service passes the smoke test."""
+    registry = open_registry(registry_params)
+    return registry.promote(
+        version,
+        lambda chosen: smoke_test(chosen, registry.home, params_file),
+        force=force,
+        reason=reason,
+        actor=actor,
+    )

@@ -1,0 +1,107 @@
+"""The run state (``artifacts/state.json``): what the last runs checked and trained on.
+
+This module alone reads and writes it; the retraining policy decides from what it holds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from anomalyflow.atomic import write_json
+from anomalyflow.data.loaders import Table
+from anomalyflow.data.schema import Schema
+from anomalyflow.errors import Refusal
+from anomalyflow.paths import ArtifactPaths
+
+
+class RunInProgress(Refusal):
+    """Another run works in the same artifacts folder; this one would share its files."""
+
+
+@contextmanager
+def exclusive_run(paths: ArtifactPaths) -> Iterator[None]:
+    """Hold the artifacts folder for one run at a time, or refuse at once.
+
+    Two runs in one project once shared checkpoints and candidate files: the second
+    resumed from the first's checkpoint and registered its candidate as its own. The
+    lock is the kernel's (``flock``), so it is released however the holder ends.
+    """
+    paths.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    lock_file = paths.artifacts_dir / ".run.lock"
+    with lock_file.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInProgress(
+                f"{lock_file}: another anomalyflow run (pid {holder}) is working in "
+                f"{paths.artifacts_dir}; wait for it to end, then run again"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the skip rules and the retraining policy remember between runs."""
+
+    checked: tuple[str, ...] | None = None  # batch, params and reference digests last checked
+    batch_digest: str | None = None  # the batch the latest model was trained on
+    trained_at: float | None = None  # epoch seconds of that training
+    training_digest: str | None = None  # the training params it was trained with
+
+
+def read_state(paths: ArtifactPaths) -> RunState:
+    """The saved state, or an empty one before the first run."""
+    if not paths.state.exists():
+        return RunState()
+    saved = json.loads(paths.state.read_text())
+    checked = saved.get("checked")
+    return RunState(
+        checked=tuple(checked) if checked else None,
+        batch_digest=saved.get("batch_digest"),
+        trained_at=saved.get("trained_at"),
+        training_digest=saved.get("training_digest"),
+    )
+
+
+def has_candidate(paths: ArtifactPaths) -> bool:
+    """A trained candidate is in place (a run may have stopped before saving one)."""
+    return (paths.candidate / "detector.json").exists()
+
+
+def record_check(paths: ArtifactPaths, checked: tuple[str, str, str]) -> None:
+    """Remember that this batch passed validation and drift with these params."""
+    _write(paths.state, replace(read_state(paths), checked=checked))
+
+
+def record_training(
+    paths: ArtifactPaths, batch: Table, schema: Schema, batch_digest: str, training_digest: str
+) -> None:
+    """Remember what this run trained on: for the policy and the next label-rate check."""
+    if schema.label and batch.y is not None:
+        paths.reference_labels.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({schema.label: batch.y}).to_parquet(paths.reference_labels)
+    trained = replace(
+        read_state(paths),
+        batch_digest=batch_digest,
+        trained_at=time.time(),
+        training_digest=training_digest,
+    )
+    _write(paths.state, trained)
+
+
+def _write(path: Path, state: RunState) -> None:
+    write_json(path, {k: v for k, v in asdict(state).items() if v is not None})

@@ -1,0 +1,61 @@
+"""Run state: one run at a time per artifacts folder, and what the last run remembers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anomalyflow.params import DataParams, PathsParams
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.state import (
+    RunInProgress,
+    RunState,
+    exclusive_run,
+    read_state,
+    record_check,
+)
+
+
+def _paths(root: Path) -> ArtifactPaths:
+    return ArtifactPaths.from_params(PathsParams(), DataParams(), root=root)
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(
+    tmp_path: Path,
+) -> None:
+    paths = _paths(tmp_path)
+    with exclusive_run(paths):
+        with pytest.raises(RunInProgress), exclusive_run(paths):
+            pass
+        other = _paths(tmp_path / "elsewhere")
+        with exclusive_run(other):  # another project is not held back
+            pass
+    with exclusive_run(paths):  # released when the first run ends
+        pass
+
+
+def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
+    holder = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from anomalyflow.params import DataParams, PathsParams\n"
+        "from anomalyflow.paths import ArtifactPaths\n"
+        "from anomalyflow.pipeline.state import exclusive_run\n"
+        "paths = ArtifactPaths.from_params(PathsParams(), DataParams(), root=Path(sys.argv[1]))\n"
+        "with exclusive_run(paths):\n"
+        "    os._exit(9)\n"  # killed mid-run: no clean-up code runs
+    )
+    died = subprocess.run([sys.executable, "-c", holder, str(tmp_path)], check=False)
+    assert died.returncode == 9
+    with exclusive_run(_paths(tmp_path)):
+        pass
+
+
+def test_state_round_trips_and_starts_empty(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    assert read_state(paths) == RunState()
+    record_check(paths, ("b", "p", "r"))
+    assert read_state(paths).checked == ("b", "p", "r")
