@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from anomalyflow.atomic import atomic_path
+from anomalyflow.data.loaders import as_float32
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
 
@@ -66,13 +67,14 @@ def read_chunks(
             column = chunk[name]
             if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
                 raise InputError(path, name, f"must be numeric, found {column.dtype}")
-            bad = ~np.isfinite(column.to_numpy(np.float64))
+            bad = ~np.isfinite(as_float32(column.to_numpy(np.float64)))
             if bad.any():
                 first = offset + int(np.argmax(bad))
                 raise InputError(
                     path,
                     name,
-                    f"{int(bad.sum())} missing or infinite values (first at row {first})",
+                    f"{int(bad.sum())} missing, infinite or beyond-float32 values "
+                    f"(first at row {first})",
                 )
         yield chunk.drop(columns=list(features)), chunk[list(features)].to_numpy(np.float32)
         offset += len(chunk)

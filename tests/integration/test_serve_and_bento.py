@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,18 @@ def _metadata_when_ready(url: str, process: subprocess.Popen[bytes]) -> dict[str
         except (OSError, urllib.error.URLError):
             time.sleep(0.5)
     raise AssertionError(f"{url} never answered")
+
+
+def _closed_within(port: int, seconds: float) -> bool:
+    """Nothing answers on the port any more (within ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -63,6 +76,8 @@ def test_serve_binds_loopback_and_a_built_bento_serves_the_production_version(
         assert _metadata_when_ready(f"http://127.0.0.1:{port}", serving)["model_version"] == version
     finally:
         _stop(serving)
+    # `kill <pid>` of `anomalyflow serve` once left BentoML's worker serving on the port.
+    assert _closed_within(port, seconds=15)
 
     env = os.environ | {"BENTOML_HOME": str(registry.home.resolve())}
     build = ["build", "-f", str(REPO / "bentofile.yaml"), "--do-not-track", str(REPO / "src")]

@@ -15,6 +15,8 @@ import pandas as pd
 
 from anomalyflow.data.schema import InputError, Schema
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -90,7 +92,7 @@ def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table
     ):
         raise InputError(path, "X", f"non-numeric values (dtype {x.dtype})")
     x = x.astype(np.float64)
-    for j in np.flatnonzero(~np.isfinite(x).all(axis=0))[:1]:
+    for j in np.flatnonzero(~np.isfinite(as_float32(x)).all(axis=0))[:1]:
         _check_finite(path, f"X[:, {j}]", x[:, j])
     _check_rows(path, x.shape[0], min_rows)
     y = None
@@ -141,13 +143,25 @@ def _check_rows(path: Path, rows: int, min_rows: int) -> None:
 
 
 def _check_finite(path: Path, column: str, values: np.ndarray) -> None:
-    bad = ~np.isfinite(values)
+    """Refuse NaN, infinity, and values beyond float32's range, which the network sees
+    as infinity (1e308 is a finite float64)."""
+    bad = ~np.isfinite(as_float32(values))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        kind = "NaN" if np.isnan(values[row]) else "infinite"
+        value = float(values[row])
+        kind = "NaN" if np.isnan(value) else "infinite" if np.isinf(value) else "beyond float32"
         raise InputError(
-            path, column, f"{int(bad.sum())} NaN or infinite values (first: {kind} at row {row})"
+            path,
+            column,
+            f"{int(bad.sum())} NaN, infinite or beyond-float32 values "
+            f"(first: {kind} at row {row}; float32 holds up to {FLOAT32_MAX:.3g})",
         )
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as the network's float32: out-of-range values become infinite, quietly."""
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(np.float32)
 
 
 def _check_labels(path: Path, column: str, values: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from anomalyflow.data.loaders import FLOAT32_MAX
+
 
 class RequestRejected(ValueError):
     """A request the service refuses: the message names the record and field."""
@@ -48,11 +50,13 @@ def records_to_matrix(
                     f"records[{row}].{name}: expected a number, got {type(value).__name__} "
                     f"{value!r}"
                 )
-            if not math.isfinite(value):
-                raise RequestRejected(f"records[{row}].{name}: {value} is not a finite number")
-            matrix[row, column] = value
-    overflow = np.argwhere(~np.isfinite(matrix))
-    if len(overflow):
-        row, column = overflow[0]
-        raise RequestRejected(f"records[{row}].{features[column]}: too large for float32")
+            try:
+                number = float(value)
+            except OverflowError:  # an integer too large for any float
+                number = math.inf
+            if not abs(number) <= FLOAT32_MAX:  # NaN, infinite, or infinite once float32
+                raise RequestRejected(
+                    f"records[{row}].{name}: not a finite number within float32's range"
+                )
+            matrix[row, column] = number
     return matrix

@@ -91,7 +91,9 @@ def test_without_label_keeps_every_other_role() -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize(("value", "kind"), [(np.nan, "NaN"), (np.inf, "infinite")])
+@pytest.mark.parametrize(
+    ("value", "kind"), [(np.nan, "NaN"), (np.inf, "infinite"), (1e308, "beyond float32")]
+)
 def test_non_finite_feature_is_refused(tmp_path: Path, fmt: str, value: float, kind: str) -> None:
     frame = good_frame()
     frame.loc[2, "f2"] = value
@@ -277,7 +279,9 @@ def test_npz_without_y_is_fine_when_labels_are_not_required(tmp_path: Path) -> N
     assert table.y is None
 
 
-@pytest.mark.parametrize(("value", "kind"), [(np.nan, "NaN"), (-np.inf, "infinite")])
+@pytest.mark.parametrize(
+    ("value", "kind"), [(np.nan, "NaN"), (-np.inf, "infinite"), (-1e300, "beyond float32")]
+)
 def test_npz_non_finite_x_is_refused(tmp_path: Path, value: float, kind: str) -> None:
     x = features()
     x[4, 1] = value

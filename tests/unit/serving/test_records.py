@@ -1,0 +1,27 @@
+"""Request records become the float32 rows the network sees, or a 4xx naming the field."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import numpy as np
+import pytest
+
+from anomalyflow.serving.records import RequestRejected, records_to_matrix
+
+FEATURES = ("amount", "hour")
+
+
+@pytest.mark.parametrize("value", [10**400, 10**50, 1e300, -1e39])
+def test_a_value_beyond_float32_is_a_400_naming_the_field(value: float) -> None:
+    """A 400-digit integer once answered 500; 1e300 once became an infinite score."""
+    with pytest.raises(RequestRejected) as refused:
+        records_to_matrix([{"amount": 1.0, "hour": 3}, {"amount": value, "hour": 4}], FEATURES, 10)
+    assert refused.value.status == HTTPStatus.BAD_REQUEST
+    assert "records[1].amount" in str(refused.value)
+
+
+def test_ordinary_records_keep_the_model_feature_order() -> None:
+    matrix = records_to_matrix([{"hour": 3, "amount": 42.5, "id": "x"}], FEATURES, 10)
+    assert matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, [[42.5, 3.0]])
