@@ -20,6 +20,7 @@ from anomalyflow.data.schema import Schema
 from anomalyflow.errors import Refusal
 from anomalyflow.params import ValidationParams
 from anomalyflow.telemetry import disable_telemetry
+from anomalyflow.validation.results import ExpectationOutcome, outcomes_from_gx
 
 SUITE = "incoming_batch"
 _SCHEMA_META = "anomalyflow_schema"
@@ -66,6 +67,7 @@ class ValidationResult:
     evaluated: int
     failures: tuple[FailedExpectation, ...]
     data_docs: Path | None
+    outcomes: tuple[ExpectationOutcome, ...] = ()  # every expectation, passed or not
 
 
 class DataValidationError(Refusal):
@@ -195,19 +197,11 @@ def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -
         )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     run = next(iter(outcome.run_results.values()))
+    outcomes = outcomes_from_gx(run.to_json_dict())
     failures = tuple(
-        FailedExpectation(
-            expectation=r.expectation_config.type,
-            column=r.expectation_config.kwargs.get("column"),
-            rule={
-                k: v
-                for k, v in r.expectation_config.kwargs.items()
-                if k not in ("column", "batch_id", "column_set")
-            },
-            observed=_observed(r.result),
-        )
-        for r in run.results
-        if not r.success
+        FailedExpectation(o.expectation, o.column, o.rule, o.observed)
+        for o in outcomes
+        if not o.success
     )
     docs = project_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     result = ValidationResult(
@@ -215,6 +209,7 @@ def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -
         evaluated=len(run.results),
         failures=failures,
         data_docs=docs if docs.exists() else None,
+        outcomes=outcomes,
     )
     if not result.success:
         raise DataValidationError(source, result)
@@ -229,16 +224,3 @@ def _context(project_dir: Path) -> Any:
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
-
-
-def _observed(result: dict[str, Any]) -> Any:
-    mismatched = result.get("details", {}).get("mismatched")
-    if mismatched:
-        return mismatched  # {"unexpected": [extra columns], "missing": [absent columns]}
-    if "observed_value" in result:
-        return result["observed_value"]
-    if "unexpected_count" in result:
-        return (
-            f"{result['unexpected_count']} unexpected ({result.get('unexpected_percent', 0):.2f}%)"
-        )
-    return result
