@@ -1,17 +1,15 @@
-"""The HTML page people open to review a run: one self-contained index per run.
+"""The HTML page people open to review a run: candidate beside production, on one page.
 
-Our own plots are inline PNGs, so the page works offline; the Evidently drift report
-(assets inlined) and the GX Data Docs (readable offline, styled only online: GX loads
-its CSS from a CDN) are linked as secondary pages, by relative paths.
+Every page a run writes renders whole offline: our plots are inline PNGs, the style is
+inline, the Evidently drift report inlines its assets, and the validation result is our
+own page (GX Data Docs load CDN scripts and a remote logo, so they are not linked).
+Secondary pages are linked by relative paths, inside the run's own report folder.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,115 +17,175 @@ from typing import Any
 import numpy as np
 
 from anomalyflow.atomic import write_text
-from anomalyflow.evaluation.curves import curve_points
+from anomalyflow.reports.changes import data_versions, params_changes
+from anomalyflow.reports.layout import document, fmt, relative, verdict
+from anomalyflow.reports.plots import ScoredModel, curves_png, histograms_png
+
+METRICS = (
+    "auprc",
+    "auroc",
+    "precision",
+    "recall",
+    "f1",
+    "precision_at_alert_budget",
+    "recall_at_target_fpr",
+)
+NONE_YET = "none yet"
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     """Everything the page shows; paths are linked relative to the page."""
 
-    holdout_labels: np.ndarray
-    holdout_scores: np.ndarray
-    threshold: float
-    evaluation: dict[str, Any]
-    decision: dict[str, Any] | None
-    drift_summary: dict[str, Any] | None
-    drift_html: Path | None
-    data_docs: Path | None
+    holdout_labels: np.ndarray  # (rows,) 0/1 labels of the frozen holdout
+    candidate: ScoredModel
+    candidate_version: str | None  # None: not registered
+    evaluation: dict[str, Any]  # evaluation.json: the candidate on the holdout
+    decision: dict[str, Any] | None  # decision.json of this run
+    production: ScoredModel | None = None  # the production the candidate was compared with
+    production_version: str | None = None
+    production_decision: dict[str, Any] | None = None  # the record production was decided by
+    comparison: dict[str, Any] | None = None  # comparison.json: production and paired bootstrap
+    promote_command: str | None = None  # the override, shown when the gate rejected
+    drift_summary: dict[str, Any] | None = None
+    drift_html: Path | None = None
+    validation: dict[str, Any] | None = None  # validation.json
+    validation_page: Path | None = None
     shadow: dict[str, Any] | None = None  # the latest `anomalyflow shadow` comparison
 
 
 def write_review_page(inputs: ReportInputs, page: Path) -> Path:
     """Render ``index.html`` at ``page`` (written atomically) and return its path."""
-    page.parent.mkdir(parents=True, exist_ok=True)
     sections = [
-        _decision_section(inputs.decision),
+        _versions_section(inputs),
+        _decision_section(inputs.decision, inputs.promote_command),
+        _metrics_section(inputs),
         _evaluation_section(inputs),
-        _drift_section(inputs, page.parent),
+        _changes_section(inputs),
+        _data_section(inputs, page.parent),
         _shadow_section(inputs.shadow),
-        _lineage_section(inputs.decision),
+        _lineage_section(inputs),
     ]
-    body = "\n".join(s for s in sections if s)
-    document = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>AnomalyFlow run report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }}
-table {{ border-collapse: collapse; margin: .5rem 0 1rem; }}
-td, th {{ border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }}
-th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
-.pass {{ color: #11772d; font-weight: 600; }} .fail {{ color: #b00020; font-weight: 600; }}
-img {{ max-width: 100%; }} code {{ background: #f5f5f5; padding: 0 .2rem; }}
-</style></head><body>
-<h1>AnomalyFlow run report</h1>
-{body}
-</body></html>
-"""
-    write_text(page, document)
+    write_text(page, document("AnomalyFlow run report", "\n".join(s for s in sections if s)))
     return page
 
 
-def _decision_section(decision: dict[str, Any] | None) -> str:
+def _versions_section(inputs: ReportInputs) -> str:
+    candidate = inputs.candidate_version or "not registered"
+    production = inputs.production_version or NONE_YET
+    return (
+        "<section id='versions'><table>"
+        f"<tr><th>candidate</th><td class='text'><code>{html.escape(candidate)}</code></td></tr>"
+        f"<tr><th>production</th><td class='text'><code>{html.escape(production)}</code>"
+        "</td></tr></table></section>"
+    )
+
+
+def _decision_section(decision: dict[str, Any] | None, promote_command: str | None) -> str:
     if decision is None:
         return "<section id='decision'><h2>Decision</h2><p>No model was trained.</p></section>"
-    verdict = "approved" if decision["approved"] else "rejected"
+    approved = bool(decision["approved"])
     rows = "".join(
-        f"<tr><td>{html.escape(r['rule'])}</td><td>{_fmt(r['value'])}</td>"
-        f"<td>{_fmt(r['threshold'])}</td><td class='{'pass' if r['passed'] else 'fail'}'>"
-        f"{'pass' if r['passed'] else 'fail'}</td><td>{html.escape(r.get('note', ''))}</td></tr>"
+        f"<tr><td>{html.escape(r['rule'])}</td><td>{fmt(r['value'])}</td>"
+        f"<td>{fmt(r['threshold'])}</td>{verdict(r['passed'])}"
+        f"<td class='text'>{html.escape(r.get('note', ''))}</td></tr>"
         for r in decision["rules"]
     )
-    candidate, production = decision["candidate_metrics"], decision.get("production_metrics")
-    keys = (
-        "auprc",
-        "auroc",
-        "precision",
-        "recall",
-        "f1",
-        "precision_at_alert_budget",
-        "recall_at_target_fpr",
-    )
-    comparison = "".join(
-        f"<tr><td>{k}</td><td>{_fmt(candidate[k])}</td>"
-        f"<td>{_fmt(production[k]) if production else 'none yet'}</td></tr>"
-        for k in keys
-    )
-    return f"""<section id='decision'><h2>Decision: <span class='{
-        "pass" if decision["approved"] else "fail"
-    }'>{verdict}</span></h2>
+    override = ""
+    if not approved and promote_command:
+        override = (
+            "<p>The gate rejected the candidate. To promote it anyway, with the reason "
+            "recorded in the audit log:</p>"
+            f"<pre class='command' id='override'>{html.escape(promote_command)}</pre>"
+        )
+    return f"""<section id='decision'><h2>Decision: <span class='{"pass" if approved else "fail"}'>{
+        "approved" if approved else "rejected"
+    }</span></h2>
 <table><tr><th>rule</th><th>value</th><th>threshold</th><th>verdict</th><th>note</th></tr>
-{rows}</table>
-<h3>Candidate beside production (same frozen holdout)</h3>
-<table><tr><th>metric</th><th>candidate</th><th>production</th></tr>{comparison}</table>
-</section>"""
+{rows}</table>{override}</section>"""
+
+
+def _metrics_section(inputs: ReportInputs) -> str:
+    candidate = inputs.evaluation
+    comparison = inputs.comparison or {}
+    production = comparison.get("production")
+    paired = comparison.get("comparison")
+    rows = []
+    for key in METRICS:
+        theirs = production.get(key) if production else None
+        difference = candidate[key] - theirs if theirs is not None else None
+        interval = ""
+        if key == "auprc" and paired:
+            interval = f"[{paired['low']:+.4f}, {paired['high']:+.4f}]"
+        rows.append(
+            f"<tr><td>{key}</td><td>{fmt(candidate[key])}</td>"
+            f"<td>{fmt(theirs) if production else NONE_YET}</td>"
+            f"<td>{'n/a' if difference is None else f'{difference:+.4f}'}</td>"
+            f"<td>{interval}</td></tr>"
+        )
+    return (
+        "<section id='metrics'><h2>Candidate beside production (same frozen holdout)</h2>"
+        "<table><tr><th>metric</th><th>candidate</th><th>production</th>"
+        "<th>difference</th><th>paired bootstrap interval</th></tr>"
+        f"{''.join(rows)}</table><p>Difference: candidate minus production. The interval is "
+        f"the {_confidence(inputs.decision)}paired bootstrap interval of the AUPRC "
+        "difference (both models scored on the same resampled rows) the gate judged.</p>"
+        "</section>"
+    )
+
+
+def _confidence(decision: dict[str, Any] | None) -> str:
+    level = ((decision or {}).get("params") or {}).get("gate", {}).get("confidence_level")
+    return f"{level:.0%} " if isinstance(level, float) else ""
 
 
 def _evaluation_section(inputs: ReportInputs) -> str:
     evaluation = inputs.evaluation
     matrix = evaluation["confusion_matrix"]
+    models = [inputs.candidate] + ([inputs.production] if inputs.production else [])
+    labels = inputs.holdout_labels
     return f"""<section id='evaluation'><h2>Evaluation on the holdout</h2>
-<p>{evaluation["rows"]} rows, {evaluation["positives"]} anomalies; threshold
-<code>{inputs.threshold:.4f}</code>; AUPRC {evaluation["auprc"]:.4f}
+<p>{evaluation["rows"]} rows, {evaluation["positives"]} anomalies; candidate threshold
+<code>{inputs.candidate.threshold:.4f}</code>; AUPRC {evaluation["auprc"]:.4f}
 (95% interval {evaluation["auprc_ci_low"]:.4f} to {evaluation["auprc_ci_high"]:.4f}),
 AUROC {evaluation["auroc"]:.4f}.</p>
-<table><tr><th></th><th>flagged</th><th>not flagged</th></tr>
+<table><tr><th>candidate</th><th>flagged</th><th>not flagged</th></tr>
 <tr><td>anomaly</td><td>{matrix["tp"]}</td><td>{matrix["fn"]}</td></tr>
 <tr><td>normal</td><td>{matrix["fp"]}</td><td>{matrix["tn"]}</td></tr></table>
-<img alt="precision-recall and ROC curves" src="{_curves_png(inputs)}">
-<img alt="score histograms for normals and anomalies" src="{_histogram_png(inputs)}">
+<img alt="precision-recall and ROC curves" src="{curves_png(labels, models)}">
+<img alt="score histograms for normals and anomalies" src="{histograms_png(labels, models)}">
 </section>"""
 
 
-def _drift_section(inputs: ReportInputs, folder: Path) -> str:
+def _changes_section(inputs: ReportInputs) -> str:
+    head = "<section id='changes'><h2>Params changed since production's run</h2>"
+    if inputs.decision is None or inputs.production_decision is None:
+        return head + "<p>No production run to compare with.</p></section>"
+    changes = params_changes(
+        inputs.production_decision.get("params") or {}, inputs.decision.get("params") or {}
+    )
+    if not changes:
+        return head + "<p>None: both runs used the same params.</p></section>"
+    rows = "".join(
+        f"<tr><td><code>{html.escape(c.key)}</code></td><td class='text'>"
+        f"{html.escape(c.old)} → {html.escape(c.new)}</td></tr>"
+        for c in changes
+    )
+    return head + f"<table><tr><th>param</th><th>production → candidate</th></tr>{rows}</table>"
+
+
+def _data_section(inputs: ReportInputs, folder: Path) -> str:
     links = []
-    if inputs.drift_html is not None and inputs.drift_html.exists():
+    if inputs.validation_page is not None:
+        checked = inputs.validation or {}
         links.append(
-            f"<li><a href='{_relative(inputs.drift_html, folder)}'>Evidently drift "
-            "report</a> (opens offline)</li>"
+            f"<li><a href='{relative(inputs.validation_page, folder)}'>Data validation</a>: "
+            f"{'passed' if checked.get('success') else 'failed'}, "
+            f"{checked.get('evaluated', '?')} expectations</li>"
         )
-    if inputs.data_docs is not None and inputs.data_docs.exists():
+    if inputs.drift_html is not None:
         links.append(
-            f"<li><a href='{_relative(inputs.data_docs, folder)}'>Great Expectations "
-            "Data Docs</a> (readable offline; styling loads from a CDN)</li>"
+            f"<li><a href='{relative(inputs.drift_html, folder)}'>Evidently drift report</a></li>"
         )
     summary = ""
     if inputs.drift_summary is not None:
@@ -161,75 +219,30 @@ def _shadow_section(shadow: dict[str, Any] | None) -> str:
     )
 
 
-def _lineage_section(decision: dict[str, Any] | None) -> str:
+def _lineage_section(inputs: ReportInputs) -> str:
+    decision, theirs = inputs.decision, inputs.production_decision
     if decision is None:
         return ""
-    lineage = dict(decision.get("lineage", {}))
-    lineage |= {
-        "git_commit": decision.get("git_commit"),
-        "prefect_run_id": decision.get("prefect_run_id"),
-    }
+    mine = _lineage(decision)
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-        for k, v in lineage.items()
+        f"<tr><td>{html.escape(key)}</td><td class='text'><code>{html.escape(new)}</code></td>"
+        f"<td class='text'><code>{html.escape(NONE_YET if old is None else old)}</code></td>"
+        f"<td>{'' if old is None else ('same' if old == new else 'changed')}</td></tr>"
+        for key, new, old in data_versions(mine, _lineage(theirs) if theirs else None)
     )
     record = html.escape(
         json.dumps({k: v for k, v in decision.items() if k != "params"}, indent=2, default=str)
     )
     return (
-        f"<section id='lineage'><h2>Lineage</h2><table>{rows}</table>"
-        f"<details><summary>Decision record</summary><pre>{record}</pre></details></section>"
+        "<section id='lineage'><h2>Data versions and lineage</h2><table><tr><th></th>"
+        "<th>candidate</th><th>production</th><th></th></tr>"
+        f"{rows}</table><details><summary>Decision record</summary><pre>{record}</pre>"
+        "</details></section>"
     )
 
 
-def _curves_png(inputs: ReportInputs) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = curve_points(inputs.holdout_labels, inputs.holdout_scores)
-    figure, (pr, roc) = plt.subplots(1, 2, figsize=(9, 3.6))
-    pr.plot([p["recall"] for p in points["pr"]], [p["precision"] for p in points["pr"]])
-    pr.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
-    roc.plot([p["fpr"] for p in points["roc"]], [p["tpr"] for p in points["roc"]])
-    roc.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    roc.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
-    return _png(figure)
-
-
-def _histogram_png(inputs: ReportInputs) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    scores, labels = inputs.holdout_scores, inputs.holdout_labels
-    bins = np.linspace(scores.min(), scores.max(), 60).tolist()
-    axis.hist(scores[labels == 0], bins=bins, alpha=0.6, density=True, label="normal")
-    axis.hist(scores[labels == 1], bins=bins, alpha=0.6, density=True, label="anomaly")
-    axis.axvline(inputs.threshold, color="black", linestyle="--", label="threshold")
-    axis.set(xlabel="anomaly score", ylabel="density", title="Scores on the holdout")
-    axis.legend()
-    return _png(figure)
-
-
-def _png(figure: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _relative(target: Path, folder: Path) -> str:
-    return Path(os.path.relpath(target.resolve(), folder.resolve())).as_posix()
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+def _lineage(decision: dict[str, Any]) -> dict[str, Any]:
+    return dict(decision.get("lineage") or {}) | {
+        "git_commit": decision.get("git_commit"),
+        "prefect_run_id": decision.get("prefect_run_id"),
+    }
