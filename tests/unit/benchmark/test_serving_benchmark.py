@@ -22,10 +22,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory, saved_detectors: list[Pat
     return registry
 
 
-def test_service_figures_are_sane(registry: Registry) -> None:
+def test_service_figures_are_sane(registry: Registry, tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("")  # serving defaults
     figures = measure_service(
         registry,
-        Path("no-params.yaml"),
+        tmp_path / "params.yaml",
         requests=50,
         concurrency=2,
         batch_records=200,
