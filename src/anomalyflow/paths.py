@@ -87,6 +87,11 @@ class ArtifactPaths:
         return self.artifacts_dir / "reference_labels.parquet"
 
     @property
+    def metrics(self) -> Path:
+        """Small metric files for ``dvc metrics show`` and ``diff``: holdout, gate, drift."""
+        return self.artifacts_dir / "metrics"
+
+    @property
     def quarantine(self) -> Path:
         return self.data_dir / "quarantine"
 

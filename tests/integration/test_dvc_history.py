@@ -60,7 +60,8 @@ def test_two_runs_compare_with_dvc_diff_across_commits(
     changed = json.loads(_dvc("params", "diff", "HEAD", "--json"))
     assert changed["params.yaml"]["finetune.max_epochs"] == {"old": 5, "new": 2, "diff": -3}
     metrics = json.loads(_dvc("metrics", "diff", "HEAD", "--all", "--json"))
-    auprc = metrics["artifacts/evaluation.json"]["auprc"]
+    assert set(metrics) >= {"artifacts/metrics/holdout.json", "artifacts/metrics/gate.json"}
+    auprc = metrics["artifacts/metrics/holdout.json"]["auprc"]
     assert set(auprc) == {"old", "new", "diff"}
     current = json.loads(Path("artifacts/evaluation.json").read_text())
     assert auprc["old"] == pytest.approx(first_auprc)

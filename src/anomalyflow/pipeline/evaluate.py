@@ -15,6 +15,9 @@ from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.production import production_detector
 
+# The holdout metrics DVC shows and compares: a table that fits a terminal.
+HOLDOUT_METRICS = ("auprc", "auroc", "precision", "recall", "f1", "precision_at_alert_budget")
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -34,6 +37,7 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
     scores = candidate.decision_function(holdout.x)
     report = evaluate(holdout.y, scores, candidate.threshold_, params.evaluation, seed=seed)
     write_evaluation(report, paths.evaluation)
+    write_json(paths.metrics / "holdout.json", {k: getattr(report, k) for k in HOLDOUT_METRICS})
     write_curves(holdout.y, scores, paths.plots)
     production = production_detector(ctx.schema, params.registry)
     if production is None:

@@ -39,4 +39,6 @@ def gate(
         "prefect_run_id": run_id,
     }
     write_json(paths.decision, record, default=str)
+    verdicts = {rule.rule: rule.value for rule in decision.rules}
+    write_json(paths.metrics / "gate.json", {"approved": decision.approved} | verdicts)
     return decision, record

@@ -140,8 +140,12 @@ STAGES: tuple[Stage, ...] = (
         _drift,
         deps=("${data.reference}", "${data.batch}"),
         params=("data.features", "drift"),
-        outs=("artifacts/drift/drift.html", "artifacts/drift/drift.json"),
-        metrics=("artifacts/drift/summary.json",),
+        outs=(
+            "artifacts/drift/drift.html",
+            "artifacts/drift/drift.json",
+            "artifacts/drift/summary.json",
+        ),
+        metrics=("artifacts/metrics/drift.json",),
         reads_batch=True,
     ),
     Stage(
@@ -169,8 +173,8 @@ STAGES: tuple[Stage, ...] = (
         _evaluate,
         deps=("artifacts/candidate", "${data.holdout}"),
         params=("data.label", "evaluation"),
-        outs=("artifacts/comparison.json",),
-        metrics=("artifacts/evaluation.json",),
+        outs=("artifacts/evaluation.json", "artifacts/comparison.json"),
+        metrics=("artifacts/metrics/holdout.json",),
         plots={
             "artifacts/plots/pr.json": {"x": "recall", "y": "precision"},
             "artifacts/plots/roc.json": {"x": "fpr", "y": "tpr"},
@@ -184,6 +188,7 @@ STAGES: tuple[Stage, ...] = (
         deps=("artifacts/candidate", "artifacts/evaluation.json", "artifacts/comparison.json"),
         params=("gate",),
         outs=("artifacts/decision.json",),
+        metrics=("artifacts/metrics/gate.json",),
     ),
 )
 
