@@ -108,17 +108,18 @@ def _train_and_decide(
         candidate = _finetune_best(ctx, table, batch_path, backbone)
     with clock.lap("evaluate"):
         evaluation = evaluate_task(ctx, candidate)
-    with clock.lap("gate, register and promote"):
+    with clock.lap("gate and register"):
         decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
         record_training(ctx.paths, table, ctx.schema, checked[0], training_digest(ctx.params))
         record_check(ctx.paths, checked)
         registered = register_task(ctx, record).version
+    with clock.lap("report"):
+        page = report_task(ctx, registered)  # before any approval: decided with it open
+    with clock.lap("promote"):
         failed = [r.rule for r in decision.rules if not r.passed]
         outcome, reason = "rejected-by-gate", "failed: " + ", ".join(failed)
         if decision.approved:
-            outcome, reason = review_and_promote(ctx, registered, need.reason)
-    with clock.lap("report"):
-        page = report_task(ctx)
+            outcome, reason = review_and_promote(ctx, registered, need.reason, page)
     return RunSummary(
         outcome=outcome,
         reason=reason,
@@ -147,7 +148,9 @@ def _finetune_best(
 def _published(summary: RunSummary) -> RunSummary:
     """A markdown summary and a metrics table in the Prefect UI."""
     lines = [f"# Retraining: {summary.outcome}", "", summary.reason, ""]
-    lines += [f"- {name}: `{path}`" for name, path in summary.reports.items()]
+    lines += [
+        f"- [{name}]({Path(path).resolve().as_uri()})" for name, path in summary.reports.items()
+    ]
     create_markdown_artifact(key="retrain-summary", markdown="\n".join(lines))
     if summary.metrics:
         production = summary.production_metrics or {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
@@ -26,8 +29,13 @@ class Review(RunInput):
     reason: str = ""
 
 
-def review_and_promote(ctx: RunContext, version: str, why_trained: str) -> tuple[str, str]:
+def review_and_promote(
+    ctx: RunContext, version: str, why_trained: str, page: Path
+) -> tuple[str, str]:
     """Promote a candidate that passed the gate, after a person's approval if required.
+
+    The review page is written before this is called, so a reviewer decides with it
+    open: the pause names the candidate and production and links the page.
 
     Returns:
         The run's outcome (``promoted`` or ``registered``) and the reason people read.
@@ -36,7 +44,7 @@ def review_and_promote(ctx: RunContext, version: str, why_trained: str) -> tuple
     actor = "policy: approval auto"
     reason: str | None = why_trained
     if registry.approval == "required":
-        review = _wait_for_review(version, registry.approval_timeout_hours)
+        review = _wait_for_review(ctx, version, page)
         open_registry(registry).record_review(
             version, review.approve, review.reason, review.reviewer
         )
@@ -50,19 +58,37 @@ def review_and_promote(ctx: RunContext, version: str, why_trained: str) -> tuple
     return "promoted", f"{why_trained}; approved by {actor}"
 
 
-def _wait_for_review(version: str, timeout_hours: float) -> Review:
-    """Pause until someone answers in the Prefect UI or with ``anomalyflow approve``."""
+def review_request(ctx: RunContext, version: str, page: Path) -> str:
+    """What a reviewer reads at the pause: the candidate, production, the page to open."""
+    production = open_registry(ctx.params.registry).production()
     run_id = flow_run.get_id()
-    get_run_logger().warning(
-        "Candidate %s passed the gate and waits for approval: "
-        "anomalyflow approve %s [--reject] --reason '...' (or the Prefect UI)",
-        version,
-        run_id,
+    return "\n".join(
+        [
+            f"Candidate **{version}** passed every gate rule and waits for your approval.",
+            "",
+            f"- production now: {production.version if production else 'none yet'}",
+            f"- review page: [{page}]({page.resolve().as_uri()})",
+            f"- decision record: `{ctx.paths.decision}`",
+            f"- answer here, or `anomalyflow approve {run_id} --reason '...'` "
+            "(`--reject` to refuse)",
+        ]
     )
+
+
+def _wait_for_review(ctx: RunContext, version: str, page: Path) -> Review:
+    """Pause until someone answers in the Prefect UI or with ``anomalyflow approve``."""
+    request = review_request(ctx, version, page)
+    create_link_artifact(
+        link=page.resolve().as_uri(),
+        link_text=f"Review page of candidate {version}",
+        key="review-page",
+        description="Open it before you approve or reject the candidate.",
+    )
+    get_run_logger().warning("%s", request.replace("**", ""))
     try:
         review: Review = pause_flow_run(
-            wait_for_input=Review,
-            timeout=int(timeout_hours * 3600),
+            wait_for_input=Review.with_initial_data(description=request),
+            timeout=int(ctx.params.registry.approval_timeout_hours * 3600),
             poll_interval=REVIEW_POLL_SECONDS,
             key=f"review-{version}",
         )

@@ -44,6 +44,7 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
         assert paused, run.communicate(timeout=60)[0] if run.poll() is not None else "no pause"
         registry = Registry(Path(".bentoml"))
         assert registry.state().production is None  # nothing promoted while waiting
+        _assert_the_pause_links_the_review_page(server.api_url, str(paused[0]["id"]), registry)
 
         # A separate process, as a reviewer's shell: Prefect keeps its API settings in-process.
         review = ["approve", str(paused[0]["id"]), "--by", "alice", "--reason", "curves ok"]
@@ -69,3 +70,18 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
     assert review["actor"] == "alice" and review["reason"] == "curves ok"
     promotion = registry.history()[-1]
     assert promotion["action"] == "promote" and promotion["actor"] == "alice"
+
+
+def _assert_the_pause_links_the_review_page(api_url: str, run_id: str, registry: Registry) -> None:
+    """The review page exists before the decision, and the pause names and links it."""
+    pages = list(Path("artifacts/reports").glob("*/index.html"))
+    assert len(pages) == 1
+    candidate = registry.versions()[0].version
+    inputs = prefect_api(api_url, f"flow_runs/{run_id}/input/filter", {"prefix": "", "limit": 20})
+    descriptions = [str(i["value"]) for i in inputs if str(i["key"]).endswith("description")]
+    assert len(descriptions) == 1
+    assert candidate in descriptions[0] and pages[0].resolve().as_uri() in descriptions[0]
+    links = prefect_api(
+        api_url, "artifacts/filter", {"artifacts": {"key": {"any_": ["review-page"]}}}
+    )
+    assert [a["data"] for a in links] == [pages[0].resolve().as_uri()]
