@@ -31,8 +31,8 @@ test-slow: install
 	$(BIN)/python -m pytest -m slow
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests flows tools
+	$(BIN)/ruff format --check src tests flows tools
 	$(BIN)/mypy
 
 benchmark: install

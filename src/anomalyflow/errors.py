@@ -9,6 +9,14 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import os
+
+DEBUG_VARIABLE = "ANOMALYFLOW_DEBUG"  # set to 1: refusals keep their traceback
+
+
+def debugging() -> bool:
+    """Whether the user asked for tracebacks of refusals (``--debug``)."""
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 class Refusal(Exception):
@@ -23,7 +31,7 @@ class RefusalTracebackFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], Refusal):
+        if record.exc_info and isinstance(record.exc_info[1], Refusal) and not debugging():
             record.exc_info, record.exc_text = None, None
         return True
 

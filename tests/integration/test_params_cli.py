@@ -46,3 +46,11 @@ def test_run_refuses_bad_params_in_one_line_and_creates_nothing(
     assert len(lines) == 1 and name in lines[0], result.stderr
     for folder in ("artifacts", "data", ".bentoml"):
         assert not (tmp_path / folder).exists(), f"{folder}/ was created"
+
+
+def test_debug_shows_the_traceback_of_a_refusal(tmp_path: Path) -> None:
+    """One line is for users; ``--debug`` is for whoever reports a bug."""
+    command = [str(CLI), "--debug", "run", "--params", "does_not_exist.yaml"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr and "does_not_exist.yaml" in done.stderr

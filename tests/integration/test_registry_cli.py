@@ -55,14 +55,23 @@ def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
 
     forced = runner.invoke(app, ["promote", failed.version, "--force", "--reason", "incident 42"])
     assert forced.exit_code == 0, forced.output
-    promoted = runner.invoke(app, ["promote", passed.version])
+    unknown = runner.invoke(app, ["promote", "no-such-version"])
+    assert unknown.exit_code == 2 and registry.state().production == failed.version
+    prefix = next(
+        passed.version[:n] for n in range(1, 99) if failed.version[:n] != passed.version[:n]
+    )
+    promoted = runner.invoke(app, ["promote", prefix])  # a unique prefix names the version
     assert promoted.exit_code == 0, promoted.output
-    assert f"{failed.version} archived" in promoted.output
+    assert registry.state().production == passed.version
+    assert f"{passed.version} is production; {failed.version} archived" in promoted.output
 
     listed = json.loads(runner.invoke(app, ["models", "--json"]).output)
     stages = {v["version"]: v["stage"] for v in listed}
     assert stages == {failed.version: "archived", passed.version: "production"}
     assert {"gate", "metrics", "created", "data_version", "threshold"} <= set(listed[0])
+    forced_by = {v["version"]: (v["promoted_by"], v["forced"]) for v in listed}
+    assert forced_by[failed.version][1] is True and forced_by[passed.version][1] is False
+    assert forced_by[passed.version][0]  # who promoted it
     table = runner.invoke(app, ["models"]).output
     assert "production" in table and "archived" in table and "0123456789ab" in table
 
@@ -73,6 +82,19 @@ def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
     override = next(e for e in history if e["action"] == "promote" and e["forced"])
     assert override["reason"] == "incident 42" and override["version"] == failed.version
     assert history[-1]["action"] == "rollback" and history[-1]["reason"] == "too many alerts"
+    trail = runner.invoke(app, ["history", "--json"])
+    assert trail.exit_code == 0, trail.output
+    shown = json.loads(trail.output)
+    assert shown == history[::-1]  # every change, newest first, with who, when, why, forced
+    assert [e["version"] for e in shown if e["action"] == "promote"] == [
+        passed.version,  # the full version, though a prefix was typed
+        failed.version,
+    ]
+    assert runner.invoke(app, ["history", "--verify"]).exit_code == 0
+    with registry.audit_log.open("a") as log:
+        log.write("42\n")  # a line nobody wrote through the registry
+    assert runner.invoke(app, ["history", "--verify"]).exit_code == 2
+    assert runner.invoke(app, ["models"]).exit_code == 2
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -103,9 +125,7 @@ def test_score_refuses_bad_input_and_writes_nothing(registry: Registry) -> None:
         app, ["score", "--input", "batch.parquet", "--output", "out.parquet", "--model", version]
     )
     assert nan.exit_code == 2
-    assert "batch.parquet: column 'x3': 1 missing or infinite values (first at row 1500)" in (
-        nan.output
-    )
+    assert "batch.parquet: column 'x3'" in nan.output and "row 1500" in nan.output
     frame.drop(columns=["x4"]).to_parquet("batch.parquet")
     missing = runner.invoke(
         app, ["score", "--input", "batch.parquet", "--output", "out.parquet", "--model", version]

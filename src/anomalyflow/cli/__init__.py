@@ -7,9 +7,13 @@ exit code 2 (see :mod:`anomalyflow.cli.common`).
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
 from anomalyflow.cli import benchmarks, pipeline, registry, serving
+from anomalyflow.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
     add_completion=False,
@@ -20,3 +24,14 @@ app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(serving.app)
 app.add_typer(benchmarks.app)
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option(help=f"Show the traceback of a refusal too (or set {DEBUG_VARIABLE}=1).")
+    ] = False,
+) -> None:
+    """Pretrain on unlabeled data, fine-tune with few labels, detect anomalies."""
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # child processes (DVC stages, services) see it too

@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from anomalyflow.errors import Refusal
+from anomalyflow.errors import Refusal, debugging
 from anomalyflow.params import Params, load_params
 from anomalyflow.telemetry import disable_telemetry
 
@@ -35,13 +35,18 @@ def fail(message: str) -> NoReturn:
 
 
 def refusing(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn our refusals raised inside ``command`` into one line and exit code 2."""
+    """Turn our refusals raised inside ``command`` into one line and exit code 2.
+
+    With ``--debug`` (``ANOMALYFLOW_DEBUG=1``) the refusal keeps its traceback.
+    """
 
     @functools.wraps(command)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except Refusal as error:
+            if debugging():
+                raise
             fail(str(error))
 
     return guarded

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, refusing
+from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.errors import Refusal
 from anomalyflow.params import Params, load_params
 
 if TYPE_CHECKING:
@@ -29,27 +30,39 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """List registered versions: stage, gate, key metrics, creation time, data version."""
+    """List registered versions: stage, gate, metrics, who promoted them, data version."""
     import json
 
     registry = open_configured_registry(load_params(params_path))
     versions = registry.versions()
+    promoted = {e["version"]: e for e in registry.history() if e["action"] == "promote"}
+    listed = [v.to_dict() | _promotion(promoted.get(v.version)) for v in versions]
     if as_json:
-        typer.echo(json.dumps([v.to_dict() for v in versions], indent=2))
+        typer.echo(json.dumps(listed, indent=2))
         return
     if not versions:
         typer.echo(f"No registered versions in {registry.home}; `anomalyflow run` adds one.")
         return
     typer.echo(
         f"{'version':<18}{'stage':<12}{'gate':<8}{'auprc':>7}{'auroc':>7}  "
-        f"{'created (UTC)':<21}data"
+        f"{'created (UTC)':<21}{'data':<14}promoted by"
     )
-    for v in versions:
+    for v, shown in zip(versions, listed, strict=True):
         auprc, auroc = (v.metrics.get(k, float("nan")) for k in ("auprc", "auroc"))
+        by = (shown["promoted_by"] or "") + (" (FORCED)" if shown["forced"] else "")
         typer.echo(
             f"{v.version:<18}{v.stage:<12}{'passed' if v.gate_passed else 'failed':<8}"
-            f"{auprc:>7.3f}{auroc:>7.3f}  {v.created:%Y-%m-%d %H:%M:%S}  {v.data_version[:12]}"
+            f"{auprc:>7.3f}{auroc:>7.3f}  {v.created:%Y-%m-%d %H:%M:%S}  "
+            f"{v.data_version[:12]:<14}{by}"
         )
+
+
+def _promotion(entry: dict[str, object] | None) -> dict[str, object]:
+    """Who last promoted a version and whether it was forced past its gate."""
+    if entry is None:
+        return {"promoted_by": None, "promoted_at": None, "forced": False}
+    forced = bool(entry.get("forced", False))
+    return {"promoted_by": entry["actor"], "promoted_at": entry["at"], "forced": forced}
 
 
 @app.command()
@@ -66,8 +79,12 @@ def promote(
     from anomalyflow.pipeline.register import promote as promote_version
 
     params = configured(params_path)
-    typer.echo(f"Smoke-testing the service with {version} ...")
-    state = promote_version(params.registry, params_path, version, force=force, reason=reason)
+    chosen = open_configured_registry(params).resolve(version)
+    typer.echo(f"Smoke-testing the service with {chosen} ...")
+    try:
+        state = promote_version(params.registry, params_path, chosen, force=force, reason=reason)
+    except Refusal as error:
+        fail(f"{error}; production is unchanged")
     archived = state.previous[-1] if state.previous else None
     typer.echo(
         f"{state.production} is production"
@@ -84,9 +101,44 @@ def rollback(
 ) -> None:
     """Restore the previous production version in one step."""
     registry = open_configured_registry(load_params(params_path))
-    before = registry.state().production
     state = registry.rollback(reason=reason)
-    typer.echo(f"{state.production} is production again; {before} archived.")
+    left = registry.history()[-1]["previous_production"]  # as the rollback recorded it
+    typer.echo(f"{state.production} is production again; {left} archived.")
+
+
+@app.command()
+@refusing
+def history(
+    version: Annotated[
+        str | None, typer.Argument(help="Only this version (a prefix, production, ...).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of events.")] = False,
+    verify: Annotated[
+        bool, typer.Option(help="Only check the audit log's hash chain and say so.")
+    ] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Every registration, promotion, rollback, approval and override, newest first."""
+    import json
+
+    registry = open_configured_registry(load_params(params_path))
+    events = registry.history()[::-1]  # verifies every line and the chain first
+    if verify:
+        typer.echo(f"{registry.audit_log}: {len(events)} entries, hash chain intact")
+        return
+    if version is not None:
+        chosen = registry.resolve(version)
+        events = [e for e in events if e["version"] == chosen]
+    if as_json:
+        typer.echo(json.dumps(events, indent=2))
+        return
+    typer.echo(f"{'when (UTC)':<20} {'action':<9} {'version':<18} {'gate':<7} {'by':<22} why")
+    for e in events:
+        why = ("FORCED: " if e.get("forced") else "") + (e.get("reason") or "")
+        typer.echo(
+            f"{str(e['at'])[:19].replace('T', ' '):<20} {e['action']:<9} "
+            f"{e['version']:<18} {e.get('gate') or '':<7} {e['actor']:<22} {why}"
+        )
 
 
 @app.command()

@@ -41,6 +41,8 @@ def serve(
     registry = open_configured_registry(params)
     if version is None and registry.state().production is None:
         fail(f"no production model in {registry.home}: `anomalyflow run` or `promote` first")
+    if version is not None:
+        version = registry.resolve(version)  # a typo is one line here, not a failed start
     host, port = host or params.serving.host, port or params.serving.port
     command = service_command(host, port)
     typer.echo(f"Serving on http://{host}:{port}")

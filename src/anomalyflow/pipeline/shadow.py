@@ -30,6 +30,7 @@ def shadow(
         if not waiting:
             raise RegistryError("no candidate version to shadow; name one with --candidate")
         candidate = waiting[0].version
+    candidate = registry.resolve(candidate)  # the full version, recorded as such
     comparison = {
         "input": str(batch),
         "production": production.version,
