@@ -75,3 +75,15 @@ def test_rejected_run_page_compares_with_production_and_every_page_is_offline(
     assert hashes is not None, "the batch's data version of both runs"
     assert page.count('src="data:image/png;base64,') == 2
     assert parse(doms["validation.html"]).rows["expectations"] > 10
+
+    # `anomalyflow report` finds the candidate's version itself, before and after an
+    # override; after it, the page still shows the production it was compared with.
+    for promoted in (False, True):
+        if promoted:
+            forced = ["promote", candidate, "--force", "--reason", "reviewed by hand"]
+            assert runner.invoke(app, forced).exit_code == 0
+        reported = runner.invoke(app, ["report"])
+        assert reported.exit_code == 0, reported.output
+        rebuilt = Path(reported.output.split("Report: ")[1].strip()).read_text()
+        versions = rebuilt.split("id='versions'")[1].split("</section>")[0]
+        assert candidate in versions and production in versions
