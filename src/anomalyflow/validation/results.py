@@ -59,9 +59,8 @@ def observed(result: dict[str, Any]) -> Any:
     if "observed_value" in result:
         return result["observed_value"]
     if "unexpected_count" in result:
-        return (
-            f"{result['unexpected_count']} unexpected ({result.get('unexpected_percent', 0):.2f}%)"
-        )
+        share = result.get("unexpected_percent") or 0.0  # None when no value was checked
+        return f"{result['unexpected_count']} unexpected ({share:.2f}%)"
     return result
 
 
