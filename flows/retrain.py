@@ -33,10 +33,12 @@ from anomalyflow.pipeline.state import (
     record_training,
 )
 from anomalyflow.pipeline.summary import RunSummary, Stopwatch, summary_metrics
+from anomalyflow.pipeline.window import append_batch, read_window, window_digest
 from flows.review import review_and_promote
 
 validate_task = task(name="validate", cache_policy=NO_CACHE)(validate.validate)
 drift_task = task(name="drift", cache_policy=NO_CACHE)(drift.check_drift)
+window_task = task(name="window", cache_policy=NO_CACHE)(append_batch)
 pretrain_task = task(name="pretrain", cache_policy=NO_CACHE)(pretrain.pretrain)
 finetune_task = task(name="finetune", cache_policy=NO_CACHE)(finetune.finetune)
 evaluate_task = task(name="evaluate", cache_policy=NO_CACHE)(evaluate.evaluate_candidate)
@@ -61,8 +63,8 @@ def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSu
 
 
 def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
-    """Validate and check drift; train only when the policy says so."""
-    checked = check_key(ctx.params, ctx.paths.reference, batch_path)
+    """Validate, check drift, add the batch to the window; train when the policy says so."""
+    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
     if nothing_changed(read_state(ctx.paths), checked, has_candidate(ctx.paths)):
         return RunSummary("skipped", NOTHING_CHANGED, seconds=clock.seconds)
     with clock.lap("validate"):
@@ -70,12 +72,15 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
     table = read_table(batch_path, ctx.schema)
     with clock.lap("drift"):
         drifted = drift_task(ctx, table)
+    with clock.lap("window"):  # whatever the policy decides: nothing is lost
+        window_task(ctx.paths, table, checked[0])
+    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
     reports = {"data_docs": str(validation.data_docs), "drift": str(drifted.html)}
     need = training_need(
         read_state(ctx.paths),
         has_candidate=has_candidate(ctx.paths),
         training_digest=training_digest(ctx.params),
-        batch_digest=checked[0],
+        window_digest=window_digest(ctx.paths),
         drift=drifted,
         rules=ctx.params.drift,
         now=time.time(),
@@ -83,34 +88,36 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
     if not need.train:
         record_check(ctx.paths, checked)
         return RunSummary("skipped", need.reason, reports=reports, seconds=clock.seconds)
-    summary = _train_and_decide(ctx, table, batch_path, (need, checked), clock)
+    summary = _train_and_decide(ctx, batch_path, (need, checked), clock)
     summary.reports |= reports
     return summary
 
 
 def _train_and_decide(
     ctx: RunContext,
-    table: Table,
     batch_path: Path,
-    why: tuple[TrainingNeed, tuple[str, str, str]],
+    why: tuple[TrainingNeed, tuple[str, ...]],
     clock: Stopwatch,
 ) -> RunSummary:
-    """Pretrain (or reuse), fine-tune, evaluate, gate, register, promote, review page.
+    """Pretrain (or reuse), fine-tune on the window, evaluate, gate, register, review page,
+    promote.
 
     The training is recorded once the gate has decided, before registration, so a
-    failed registration or promotion does not train the same batch again.
+    failed registration or promotion does not train on the same window again.
     """
     need, checked = why
+    window = read_window(ctx.paths, ctx.schema, ctx.params.window)
     with clock.lap("pretrain") as lap:
         backbone, reused = pretrain_task(ctx)
         lap.name = "pretrain (reused)" if reused else "pretrain"
     with clock.lap("fine-tune"):
-        candidate = _finetune_best(ctx, table, batch_path, backbone)
+        candidate = _finetune_best(ctx, window, backbone, batch_path)
     with clock.lap("evaluate"):
         evaluation = evaluate_task(ctx, candidate)
     with clock.lap("gate and register"):
         decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
-        record_training(ctx.paths, table, ctx.schema, checked[0], training_digest(ctx.params))
+        trained = (window_digest(ctx.paths), training_digest(ctx.params))
+        record_training(ctx.paths, window, ctx.schema, *trained)
         record_check(ctx.paths, checked)
         registered = register_task(ctx, record).version
     with clock.lap("report"):
@@ -132,17 +139,18 @@ def _train_and_decide(
 
 
 def _finetune_best(
-    ctx: RunContext, table: Table, batch_path: Path, backbone: AnomalyDetector
+    ctx: RunContext, window: Table, backbone: AnomalyDetector, batch_path: Path
 ) -> AnomalyDetector:
     """Fine-tune one seed, or several side by side on the task runner; save the best."""
     seeds = [ctx.params.runtime.seed + i for i in range(ctx.params.orchestration.finetune_seeds)]
+    source = ctx.paths.window
     if len(seeds) == 1:
-        tuned = [finetune_task(ctx, table, batch_path)]
+        tuned = [finetune_task(ctx, window, source)]
     else:  # side by side on the flow's task runner (threads, or Dask workers)
-        futures = [finetune_task.submit(ctx, table, batch_path, seed) for seed in seeds]
+        futures = [finetune_task.submit(ctx, window, source, seed) for seed in seeds]
         tuned = [future.result() for future in futures]
     best = max(tuned, key=lambda t: t.selection_auprc)
-    return finetune.save_candidate(best, backbone, batch_path, ctx)
+    return finetune.save_candidate(best, backbone, batch_path, ctx, window_digest(ctx.paths))
 
 
 def _published(summary: RunSummary) -> RunSummary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from anomalyflow.data.schema import InputError
 from anomalyflow.pipeline.context import RunContext
@@ -35,18 +35,23 @@ def retrain_incoming(
     outcomes: dict[str, str] = {}
     batches = sorted(p for pattern in BATCH_PATTERNS for p in inbox.glob(pattern))
     for batch in batches:
-        try:
-            summary = retrain(batch=str(batch), params_file=params_file)
-        except DataValidationError as error:  # its copy and report are in quarantine
-            batch.unlink()
-            outcomes[batch.name] = f"quarantined: {str(error).splitlines()[0]}"
-            continue
-        except InputError as error:  # unreadable: it never reached quarantine
-            paths.quarantine.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(batch), paths.quarantine / batch.name)
-            outcomes[batch.name] = f"quarantined: {str(error).splitlines()[0]}"
-            continue
-        done.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(batch), done / batch.name)
-        outcomes[batch.name] = summary.outcome
+        outcomes[batch.name], reason = _take(batch, params_file, paths.quarantine, done)
+        # On the scheduler's console too, not only as an artifact in the Prefect UI.
+        get_run_logger().info("%s: %s (%s)", batch.name, outcomes[batch.name], reason)
     return outcomes
+
+
+def _take(batch: Path, params_file: str, quarantine: Path, done: Path) -> tuple[str, str]:
+    """Run the flow on one batch; leave it in ``done`` or quarantine. Outcome and reason."""
+    try:
+        summary = retrain(batch=str(batch), params_file=params_file)
+    except DataValidationError as error:  # its copy and report are in quarantine
+        batch.unlink()
+        return "quarantined", str(error).splitlines()[0]
+    except InputError as error:  # unreadable: it never reached quarantine
+        quarantine.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(batch), quarantine / batch.name)
+        return "quarantined", str(error).splitlines()[0]
+    done.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(batch), done / batch.name)
+    return summary.outcome, summary.reason

@@ -284,6 +284,16 @@ class DriftParams:
     drifted_share_threshold: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.3
     cooldown_hours: NonNegative = 24.0  # never retrain more often than this
     ignore_cooldown: StrictBool = False  # a manual run may override the cooldown
+    # severe drift retrains even in cooldown: this share of drifted features (1: never)
+    override_share: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.5
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class WindowParams:
+    """The training window: every accepted batch and late label, most recent first."""
+
+    days: Positive | None = None  # rows within this many days of the newest; None: all
+    max_rows: Count | None = 200_000  # at most this many of the newest rows; None: all
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -305,6 +315,13 @@ class ServingParams:
     max_batch_records: Count = 10_000  # larger requests get 413
     explain_top_k: Count = 3  # features reported per record by /explain
     chunk_rows: Count = 100_000  # batch scoring reads and writes this many rows at a time
+    # a larger request body is refused with 413 before it is held in memory
+    max_body_mb: Annotated[StrictFloat, Field(gt=0, le=1024)] = 8.0
+    # the environment variable holding the bearer token that /score, /explain and
+    # /metadata then require; the token itself never belongs in this (committed) file
+    api_token_env: Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
+        "ANOMALYFLOW_API_TOKEN"
+    )
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -320,6 +337,7 @@ class Params:
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     validation: ValidationParams = field(default_factory=ValidationParams)
     drift: DriftParams = field(default_factory=DriftParams)
+    window: WindowParams = field(default_factory=WindowParams)
     gate: GateParams = field(default_factory=GateParams)
     orchestration: OrchestrationParams = field(default_factory=OrchestrationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)

@@ -92,6 +92,11 @@ class ArtifactPaths:
         return self.artifacts_dir / "metrics"
 
     @property
+    def window(self) -> Path:
+        """The training window: every accepted batch, and late labels (``labels.parquet``)."""
+        return self.data_dir / "window"
+
+    @property
     def quarantine(self) -> Path:
         return self.data_dir / "quarantine"
 

@@ -85,7 +85,6 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import pandas as pd
-    from flows.schedule import retrain_incoming
 
     from anomalyflow.data import synthetic
     from anomalyflow.params import load_params
@@ -100,11 +99,17 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     broken.to_parquet(incoming / "2026-11-02.parquet")
     pd.DataFrame({"amount": []}).to_csv(incoming / "2026-11-03.csv", index=False)
 
-    outcomes = retrain_incoming(params_file="params.yaml")  # folders from data.incoming
+    once = runner.invoke(app, ["schedule", "--once"])  # as one scheduled run, then exit
+    assert once.exit_code == 0, once.output
 
+    lines = [line for line in once.output.splitlines() if line.startswith("2026-11-0")]
+    outcomes = dict(line.split(": ", 1) for line in lines)
     assert outcomes["2026-11-01.parquet"] == "promoted"
-    assert outcomes["2026-11-02.parquet"].startswith("quarantined")
-    assert outcomes["2026-11-03.csv"].startswith("quarantined")
+    assert outcomes["2026-11-02.parquet"] == "quarantined"
+    assert outcomes["2026-11-03.csv"] == "quarantined"
+    window = list(Path("data/window").glob("batch-*.parquet"))
+    assert len(window) == 1  # the accepted batch joined the training window, nothing else
+    assert len(pd.read_parquet(window[0])) == len(data.recent)
     assert not list(incoming.iterdir())
     assert [p.name for p in Path("data/processed").iterdir()] == ["2026-11-01.parquet"]
     quarantined = {p.name for p in Path("data/quarantine").rglob("2026-11-0*") if p.is_file()}

@@ -131,7 +131,10 @@ def report(
 @app.command()
 @refusing
 def schedule(
-    cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")],
+    cron: Annotated[str | None, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")] = None,
+    once: Annotated[
+        bool, typer.Option(help="Process the incoming folder now, as a scheduled run would.")
+    ] = False,
     incoming: Annotated[
         Path | None, typer.Option(help="Folder where new batches arrive; default: data.incoming.")
     ] = None,
@@ -143,7 +146,38 @@ def schedule(
 
     params = configured(params_path)
     folder = incoming or ArtifactPaths.from_params(params.paths, params.data).incoming
+    if once:  # exactly what one scheduled run does, now, then exit
+        from flows.schedule import retrain_incoming
+
+        outcomes = retrain_incoming(incoming=str(folder), params_file=str(params_path))
+        for name, outcome in outcomes.items():
+            typer.echo(f"{name}: {outcome}")
+        typer.echo(f"{len(outcomes)} batches taken from {folder}")
+        return
+    if cron is None:
+        fail("give --cron '0 3 * * *' (or --once to process the incoming folder now)")
     serve_schedule(cron, folder, incoming, params_path, port, say=typer.echo)
+
+
+@app.command()
+@refusing
+def feedback(
+    labels: Annotated[Path, typer.Option(help="CSV or Parquet: id,label[,labeled_at].")],
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Attach late labels (chargebacks, confirmations) to rows of the training window."""
+    from anomalyflow.pipeline.context import RunContext
+    from anomalyflow.pipeline.feedback import apply_feedback
+    from anomalyflow.pipeline.state import exclusive_run
+
+    configured(params_path)
+    ctx = RunContext.prepare(params_path)
+    with exclusive_run(ctx.paths):
+        done = apply_feedback(ctx.paths, ctx.schema, labels)
+    typer.echo(
+        f"{done.received} labels attached to the window ({done.changed} new or changed); "
+        "the next run counts them as new labels"
+    )
 
 
 @app.command()

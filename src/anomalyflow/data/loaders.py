@@ -34,6 +34,11 @@ def read_table(path: Path | str, schema: Schema, min_rows: int = 1) -> Table:
     return _table(path, _read_frame(path), schema, min_rows)
 
 
+def table_from_frame(source: Path, frame: pd.DataFrame, schema: Schema) -> Table:
+    """Check a frame built in memory (the training window) as a file of ``source``."""
+    return _table(source, frame, schema, min_rows=1)
+
+
 def read_reference(path: Path | str, schema: Schema) -> Table:
     """Load reference (history) data: ``schema``'s columns, its label column optional.
 

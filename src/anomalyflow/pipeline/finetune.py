@@ -29,15 +29,16 @@ class FineTuned:
     warm_started_from: str | None = None  # the production version it continued, if any
 
 
-def finetune(ctx: RunContext, batch: Table, batch_path: Path, seed: int | None = None) -> FineTuned:
-    """Fine-tune on the batch's labels; fit the threshold on its latest rows.
+def finetune(ctx: RunContext, batch: Table, source: Path, seed: int | None = None) -> FineTuned:
+    """Fine-tune on the labels of ``batch`` (the training window, read from ``source``);
+    fit the threshold on its latest rows.
 
     ``seed`` overrides ``runtime.seed`` so several seeds can train side by side (each
     without checkpoints: they would share a file).
     """
     assert batch.y is not None
     if not (batch.y == 1).any():
-        raise InputError(batch_path, ctx.schema.label, "no labeled anomaly (1) to fine-tune on")
+        raise InputError(source, ctx.schema.label, "no labeled anomaly (1) to fine-tune on")
     fit_rows, threshold_rows = _split_rows(ctx, batch)
     runtime = ctx.params.runtime if seed is None else replace(ctx.params.runtime, seed=seed)
     production = None
@@ -58,9 +59,17 @@ def finetune(ctx: RunContext, batch: Table, batch_path: Path, seed: int | None =
 
 
 def save_candidate(
-    best: FineTuned, backbone: AnomalyDetector, batch_path: Path, ctx: RunContext
+    best: FineTuned,
+    backbone: AnomalyDetector,
+    batch_path: Path,
+    ctx: RunContext,
+    window: str,
 ) -> AnomalyDetector:
-    """Record lineage on the chosen candidate and save it to ``artifacts/candidate``."""
+    """Record lineage on the chosen candidate and save it to ``artifacts/candidate``.
+
+    ``batch_path`` is the batch that started the run, ``window`` the digest of the
+    training window the candidate learned from.
+    """
     candidate = best.detector
     if best.warm_started_from:  # production's lineage: its backbone, scaler and reference
         origin = candidate.lineage_ | {"warm_started_from": best.warm_started_from}
@@ -69,6 +78,7 @@ def save_candidate(
         origin = backbone.lineage_ | {"backbone_weights_md5": file_digest(backbone_weights)}
     candidate.lineage_ = origin | {
         "batch_md5": file_digest(batch_path),
+        "window_sha256": window,
         "finetune_seed": str(best.seed),
     }
     candidate.save(ctx.paths.candidate)

@@ -53,9 +53,18 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_key(params: Params, reference: Path, batch: Path) -> tuple[str, str, str]:
-    """What a run checks a batch against: the batch, the params and the reference data."""
-    return file_digest(batch), params_digest(params), file_digest(reference)
+def check_key(params: Params, reference: Path, batch: Path, window: Path) -> tuple[str, ...]:
+    """What a run checks a batch against: the batch, the params, the reference data, and
+    the training window (late labels change it)."""
+    return file_digest(batch), params_digest(params), file_digest(reference), _listing(window)
+
+
+def _listing(folder: Path) -> str:
+    """Names, sizes and times of a folder's files: cheap, and changed by any write."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return _digest(
+        [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    )
 
 
 TRAINING_SECTIONS = ("data", "synthetic", "model", "pretrain", "finetune", "threshold")

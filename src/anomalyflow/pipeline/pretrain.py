@@ -32,7 +32,7 @@ def pretrain(ctx: RunContext) -> tuple[AnomalyDetector, bool]:
     }
     # The backbone alone is the label-free detector; its threshold needs no labels.
     detector.settings = replace(
-        detector.settings, threshold=replace(params.threshold, method="alert_rate")
+        detector.resolved_settings(), threshold=replace(params.threshold, method="alert_rate")
     )
     detector.refit_threshold(reference.x, None)
     detector.save(paths.backbone)

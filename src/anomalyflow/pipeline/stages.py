@@ -68,6 +68,15 @@ def _drift(ctx: RunContext, batch: Path) -> str:
     )
 
 
+def _window(ctx: RunContext, batch: Path) -> str:
+    from anomalyflow.data.loaders import read_table
+    from anomalyflow.pipeline.lineage import file_digest
+    from anomalyflow.pipeline.window import append_batch
+
+    added = append_batch(ctx.paths, read_table(batch, ctx.schema), file_digest(batch))
+    return f"Window {ctx.paths.window}: {batch} {'added' if added else 'already there'}"
+
+
 def _pretrain(ctx: RunContext, batch: Path) -> str:
     from anomalyflow.pipeline.pretrain import pretrain
 
@@ -76,13 +85,14 @@ def _pretrain(ctx: RunContext, batch: Path) -> str:
 
 
 def _finetune(ctx: RunContext, batch: Path) -> str:
-    from anomalyflow.data.loaders import read_table
     from anomalyflow.detector import AnomalyDetector
     from anomalyflow.pipeline.finetune import finetune, save_candidate
+    from anomalyflow.pipeline.window import read_window, window_digest
 
     backbone = AnomalyDetector.load(ctx.paths.backbone, ctx.params.runtime)
-    tuned = finetune(ctx, read_table(batch, ctx.schema), batch)
-    save_candidate(tuned, backbone, batch, ctx)
+    window = read_window(ctx.paths, ctx.schema, ctx.params.window)
+    tuned = finetune(ctx, window, ctx.paths.window)
+    save_candidate(tuned, backbone, batch, ctx, window_digest(ctx.paths))
     return f"Candidate: {ctx.paths.candidate}"
 
 
@@ -149,6 +159,15 @@ STAGES: tuple[Stage, ...] = (
         reads_batch=True,
     ),
     Stage(
+        "window",
+        "window",
+        "Add a batch to the training window (every accepted batch, whatever the policy).",
+        _window,
+        deps=("${data.batch}",),
+        persistent_outs=("${paths.data_dir}/window",),
+        reads_batch=True,
+    ),
+    Stage(
         "pretrain",
         "pretrain",
         "Refresh the backbone if params or the reference data changed (else reuse it).",
@@ -160,10 +179,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "finetune",
         "finetune",
-        "Fine-tune the candidate from the versioned backbone on data.batch's labels.",
+        "Fine-tune the candidate from the versioned backbone on the training window.",
         _finetune,
-        deps=("artifacts/backbone", "${data.batch}"),
-        params=("data.label", "data.timestamp", "finetune", "threshold"),
+        deps=("artifacts/backbone", "${data.batch}", "${paths.data_dir}/window"),
+        params=("data.label", "data.timestamp", "finetune", "threshold", "window"),
         outs=("artifacts/candidate",),
     ),
     Stage(

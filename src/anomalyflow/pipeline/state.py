@@ -58,7 +58,7 @@ class RunState:
     """What the skip rules and the retraining policy remember between runs."""
 
     checked: tuple[str, ...] | None = None  # batch, params and reference digests last checked
-    batch_digest: str | None = None  # the batch the latest model was trained on
+    window_digest: str | None = None  # the training window the latest model learned from
     trained_at: float | None = None  # epoch seconds of that training
     training_digest: str | None = None  # the training params it was trained with
 
@@ -71,7 +71,7 @@ def read_state(paths: ArtifactPaths) -> RunState:
     checked = saved.get("checked")
     return RunState(
         checked=tuple(checked) if checked else None,
-        batch_digest=saved.get("batch_digest"),
+        window_digest=saved.get("window_digest"),
         trained_at=saved.get("trained_at"),
         training_digest=saved.get("training_digest"),
     )
@@ -82,13 +82,13 @@ def has_candidate(paths: ArtifactPaths) -> bool:
     return (paths.candidate / "detector.json").exists()
 
 
-def record_check(paths: ArtifactPaths, checked: tuple[str, str, str]) -> None:
+def record_check(paths: ArtifactPaths, checked: tuple[str, ...]) -> None:
     """Remember that this batch passed validation and drift with these params."""
     _write(paths.state, replace(read_state(paths), checked=checked))
 
 
 def record_training(
-    paths: ArtifactPaths, batch: Table, schema: Schema, batch_digest: str, training_digest: str
+    paths: ArtifactPaths, batch: Table, schema: Schema, window_digest: str, training_digest: str
 ) -> None:
     """Remember what this run trained on: for the policy and the next label-rate check."""
     if schema.label and batch.y is not None:
@@ -96,7 +96,7 @@ def record_training(
         pd.DataFrame({schema.label: batch.y}).to_parquet(paths.reference_labels)
     trained = replace(
         read_state(paths),
-        batch_digest=batch_digest,
+        window_digest=window_digest,
         trained_at=time.time(),
         training_digest=training_digest,
     )

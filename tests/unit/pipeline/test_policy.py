@@ -17,17 +17,17 @@ HOUR = 3600.0
 RULES = DriftParams(cooldown_hours=24.0)
 TRAINED = RunState(
     checked=("batch-a", "params-a", "reference-a"),
-    batch_digest="batch-a",
+    window_digest="batch-a",
     trained_at=NOW - 48 * HOUR,
     training_digest="params-a",
 )
 
 
-def _drift(detected: bool) -> DriftResult:
+def _drift(detected: bool, share: float = 0.35) -> DriftResult:
     columns = ("amount", "hour") if detected else ()
     return DriftResult(
         columns=(),
-        share_drifted=0.5 if detected else 0.0,
+        share_drifted=share if detected else 0.0,
         score_drift=None,
         label_drift=None,
         drift_detected=detected,
@@ -43,6 +43,7 @@ def _need(
     batch: str = "batch-a",
     params: str = "params-a",
     drift: bool = False,
+    share: float = 0.35,
     rules: DriftParams = RULES,
     has_candidate: bool = True,
 ) -> bool:
@@ -50,8 +51,8 @@ def _need(
         state,
         has_candidate=has_candidate,
         training_digest=params,
-        batch_digest=batch,
-        drift=_drift(drift),
+        window_digest=batch,
+        drift=_drift(drift, share),
         rules=rules,
         now=NOW,
     ).train
@@ -71,6 +72,22 @@ def test_changed_params_train_even_in_cooldown() -> None:
 def test_cooldown_holds_back_new_labels_and_drift(drift: bool) -> None:
     recent = replace(TRAINED, trained_at=NOW - HOUR)
     assert not _need(recent, batch="batch-b", drift=drift)
+
+
+def test_severe_drift_overrides_the_cooldown_and_mild_drift_is_named() -> None:
+    """A third of the features drifting during cooldown was once skipped in silence."""
+    recent = replace(TRAINED, trained_at=NOW - HOUR)
+    assert _need(recent, drift=True, share=0.5)  # override_share 0.5 by default
+    mild = training_need(
+        recent,
+        has_candidate=True,
+        training_digest="params-a",
+        window_digest="batch-a",
+        drift=_drift(True, 0.35),
+        rules=RULES,
+        now=NOW,
+    )
+    assert not mild.train and "drift" in mild.reason
 
 
 def test_ignore_cooldown_lets_a_manual_run_train() -> None:

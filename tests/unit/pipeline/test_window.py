@@ -1,0 +1,103 @@
+"""The training window keeps every accepted batch and late label, each row once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from anomalyflow.data.loaders import Table, table_from_frame
+from anomalyflow.data.schema import InputError, Schema
+from anomalyflow.params import DataParams, PathsParams, WindowParams
+from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.feedback import apply_feedback
+from anomalyflow.pipeline.window import append_batch, read_window, window_digest
+
+SCHEMA = Schema(features=("a", "b"), label="y", id="row_id", timestamp="at")
+ALL = WindowParams(days=None, max_rows=None)
+
+
+def _batch(first_id: int, rows: int, day: str) -> Table:
+    frame = pd.DataFrame(
+        {
+            "row_id": range(first_id, first_id + rows),
+            "at": pd.date_range(day, periods=rows, freq="h"),
+            "a": [float(i) for i in range(rows)],
+            "b": [1.0] * rows,
+            "y": [1 if i == 0 else 0 for i in range(rows)],
+        }
+    )
+    return table_from_frame(Path(f"{day}.parquet"), frame, SCHEMA)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> ArtifactPaths:
+    return ArtifactPaths.from_params(PathsParams(), DataParams(), root=tmp_path)
+
+
+def test_batches_accumulate_once_each_and_the_newest_rows_are_kept(paths: ArtifactPaths) -> None:
+    assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    assert append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
+    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")  # again: no-op
+    window = read_window(paths, SCHEMA, ALL)
+    assert window.frame is not None and window.frame["row_id"].tolist() == list(range(20))
+    newest = read_window(paths, SCHEMA, WindowParams(days=None, max_rows=5))
+    assert newest.frame is not None and newest.frame["row_id"].tolist() == list(range(15, 20))
+    recent = read_window(paths, SCHEMA, WindowParams(days=1.0, max_rows=None))
+    assert recent.frame is not None and recent.frame["row_id"].min() >= 10
+
+
+def test_a_crash_while_appending_leaves_the_window_as_it_was(
+    paths: ArtifactPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    before = sorted(p.name for p in paths.window.iterdir())
+
+    def torn_write(self: pd.DataFrame, path: Path, **_: object) -> None:
+        Path(path).write_bytes(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", torn_write)
+    with pytest.raises(OSError):
+        append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
+    monkeypatch.undo()
+    assert sorted(p.name for p in paths.window.iterdir()) == before
+    assert len(read_window(paths, SCHEMA, ALL).x) == 10
+
+
+def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
+    paths: ArtifactPaths, tmp_path: Path
+) -> None:
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    before = window_digest(paths)
+    labels = tmp_path / "chargebacks.csv"
+    labels.write_text("id,label,labeled_at\n3,1,2026-02-01\n4,1,2026-02-01\n0,1,2026-02-01\n")
+    done = apply_feedback(paths, SCHEMA, labels)
+    assert (done.received, done.changed) == (3, 2)  # row 0 was already labeled 1
+    window = read_window(paths, SCHEMA, ALL)
+    assert window.y is not None and window.y.tolist()[:5] == [1, 0, 0, 1, 1]
+    assert window_digest(paths) != before
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("id,label\n3,1\n99,1\n", "id"),  # 99 is not in the window
+        ("id,label\n3,1\n3,0\n", "id"),  # the same id with both labels
+        ("id,label\n3,2\n", "label"),
+        ("id\n3\n", "label"),
+        ("id,label,amount\n3,1,5\n", "amount"),
+    ],
+)
+def test_bad_feedback_is_refused_whole_and_changes_nothing(
+    paths: ArtifactPaths, tmp_path: Path, text: str, column: str
+) -> None:
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    before = window_digest(paths)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(text)
+    with pytest.raises(InputError) as refused:
+        apply_feedback(paths, SCHEMA, labels)
+    assert refused.value.column == column
+    assert window_digest(paths) == before
