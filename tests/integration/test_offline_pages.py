@@ -71,7 +71,9 @@ def test_rejected_run_page_compares_with_production_and_every_page_is_offline(
     assert "finetune.max_epochs" in changes and "5 → 4" in changes
     assert "gate.min_auprc" in changes and "→ 0.99" in changes
     lineage = page.split('id="lineage"')[1].split("</section>")[0]
-    hashes = re.search(r"batch_md5</td>.*?<code>(\w{32})</code>.*?<code>(\w{32})</code>", lineage)
+    hashes = re.search(
+        r"batch_md5</td>.*?<code[^>]*>(\w{32})</code>.*?<code[^>]*>(\w{32})</code>", lineage
+    )
     assert hashes is not None, "the batch's data version of both runs"
     assert page.count('src="data:image/png;base64,') == 2
     assert parse(doms["validation.html"]).rows["expectations"] > 10

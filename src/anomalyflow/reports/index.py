@@ -225,8 +225,10 @@ def _lineage_section(inputs: ReportInputs) -> str:
         return ""
     mine = _lineage(decision)
     rows = "".join(
-        f"<tr><td>{html.escape(key)}</td><td class='text'><code>{html.escape(new)}</code></td>"
-        f"<td class='text'><code>{html.escape(NONE_YET if old is None else old)}</code></td>"
+        f"<tr><td>{html.escape(key)}</td><td class='text'><code class='hash'>{html.escape(new)}"
+        "</code></td>"
+        f"<td class='text'><code class='hash'>{html.escape(NONE_YET if old is None else old)}"
+        "</code></td>"
         f"<td>{'' if old is None else ('same' if old == new else 'changed')}</td></tr>"
         for key, new, old in data_versions(mine, _lineage(theirs) if theirs else None)
     )

@@ -17,7 +17,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 62rem; 
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
 td, th { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-td.text { text-align: left; } td code { word-break: break-all; }
+td.text { text-align: left; } code.hash { word-break: break-all; }
 .pass { color: #11772d; font-weight: 600; } .fail { color: #b00020; font-weight: 600; }
 img { max-width: 100%; } code, pre { background: #f5f5f5; padding: 0 .2rem; }
 pre.command { padding: .5rem; white-space: pre-wrap; }
