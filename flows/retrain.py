@@ -68,14 +68,14 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
     if nothing_changed(read_state(ctx.paths), checked, has_candidate(ctx.paths)):
         return RunSummary("skipped", NOTHING_CHANGED, seconds=clock.seconds)
     with clock.lap("validate"):
-        validation = validate_task(ctx, batch_path)
+        validate_task(ctx, batch_path)
     table = read_table(batch_path, ctx.schema)
     with clock.lap("drift"):
         drifted = drift_task(ctx, table)
     with clock.lap("window"):  # whatever the policy decides: nothing is lost
         window_task(ctx.paths, table, checked[0])
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
-    reports = {"data_docs": str(validation.data_docs), "drift": str(drifted.html)}
+    reports = {"validation": str(ctx.paths.validation), "drift": str(drifted.html)}
     need = training_need(
         read_state(ctx.paths),
         has_candidate=has_candidate(ctx.paths),
@@ -88,9 +88,7 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
     if not need.train:
         record_check(ctx.paths, checked)
         return RunSummary("skipped", need.reason, reports=reports, seconds=clock.seconds)
-    summary = _train_and_decide(ctx, batch_path, (need, checked), clock)
-    summary.reports |= reports
-    return summary
+    return _train_and_decide(ctx, batch_path, (need, checked), clock)
 
 
 def _train_and_decide(
@@ -133,7 +131,12 @@ def _train_and_decide(
         metrics=summary_metrics(evaluation.candidate) or {},
         production_metrics=summary_metrics(evaluation.production),
         registered=registered,
-        reports={"review page": str(page), "decision": str(ctx.paths.decision)},
+        reports={  # this run's own copies: a later run never overwrites them
+            "review page": str(page),
+            "validation": str(page.parent / "validation.html"),
+            "drift": str(page.parent / "drift.html"),
+            "decision": str(ctx.paths.decision),
+        },
         seconds=clock.seconds,
     )
 

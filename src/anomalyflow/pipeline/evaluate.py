@@ -13,7 +13,7 @@ from anomalyflow.evaluation.gates import PairedComparison, compare_on_holdout
 from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_evaluation
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
-from anomalyflow.pipeline.production import production_detector
+from anomalyflow.pipeline.production import production_version
 
 # The holdout metrics DVC shows and compares: a table that fits a terminal.
 HOLDOUT_METRICS = ("auprc", "auroc", "precision", "recall", "f1", "precision_at_alert_budget")
@@ -26,6 +26,7 @@ class Evaluation:
     candidate: EvaluationReport
     production: EvaluationReport | None
     comparison: PairedComparison | None
+    production_version: str | None = None  # the version compared with, named on the page
 
 
 def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluation:
@@ -39,9 +40,10 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
     write_evaluation(report, paths.evaluation)
     write_json(paths.metrics / "holdout.json", {k: getattr(report, k) for k in HOLDOUT_METRICS})
     write_curves(holdout.y, scores, paths.plots)
-    production = production_detector(ctx.schema, params.registry)
-    if production is None:
+    production_entry = production_version(ctx.schema, params.registry)
+    if production_entry is None:
         return _saved(Evaluation(report, None, None), paths)
+    production = AnomalyDetector.load(production_entry.detector_dir)
     baseline = production.decision_function(holdout.x)
     production_report = evaluate(
         holdout.y, baseline, production.threshold_, params.evaluation, seed=seed
@@ -54,7 +56,8 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
         params.gate.confidence_level,
         seed,
     )
-    return _saved(Evaluation(report, production_report, comparison), paths)
+    evaluation = Evaluation(report, production_report, comparison, production_entry.version)
+    return _saved(evaluation, paths)
 
 
 def read_evaluation(paths: ArtifactPaths) -> Evaluation:
@@ -63,12 +66,13 @@ def read_evaluation(paths: ArtifactPaths) -> Evaluation:
     saved = json.loads(paths.comparison.read_text())
     production = EvaluationReport(**saved["production"]) if saved["production"] else None
     comparison = PairedComparison(**saved["comparison"]) if saved["comparison"] else None
-    return Evaluation(report, production, comparison)
+    return Evaluation(report, production, comparison, saved.get("production_version"))
 
 
 def _saved(evaluation: Evaluation, paths: ArtifactPaths) -> Evaluation:
     production, comparison = evaluation.production, evaluation.comparison
     payload = {
+        "production_version": evaluation.production_version,
         "production": production.to_dict() if production else None,
         "comparison": asdict(comparison) if comparison else None,
     }

@@ -46,6 +46,7 @@ def validate(ctx: RunContext, batch: Path) -> ValidationResult:
         "success": result.success,
         "evaluated": result.evaluated,
         "data_docs": str(result.data_docs),
+        "expectations": [asdict(outcome) for outcome in result.outcomes],
     }
     write_json(ctx.paths.validation, summary, default=str)
     return result
