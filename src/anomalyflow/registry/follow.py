@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
+from anomalyflow.errors import Refusal
 from anomalyflow.registry.errors import RegistryError
 from anomalyflow.registry.store import Registry
+
+Model = TypeVar("Model")
 
 
 class ProductionFollower:
@@ -13,7 +18,8 @@ class ProductionFollower:
 
     A log that fails verification switches nothing: the server keeps the version it
     serves, the last production it verified, and the refusal is logged once per change
-    of the file and kept in :attr:`refusal` until a later change verifies again.
+    of the file and kept in :attr:`refusal` until a later change verifies again. So does
+    a new production whose files fail verification (:meth:`switch`).
     """
 
     def __init__(self, registry: Registry) -> None:
@@ -42,3 +48,20 @@ class ProductionFollower:
             return None
         self.refusal = None
         return production if production not in (None, serving) else None
+
+    def switch(self, serving: str, load: Callable[[str], Model]) -> tuple[str, Model] | None:
+        """The new production and its model, loaded by ``load``; None to keep ``serving``.
+
+        A production that ``load`` refuses (its files fail verification) is logged once
+        and kept in :attr:`refusal`: the server keeps ``serving``, the last production it
+        verified, until the log changes again (a rollback, or another promotion).
+        """
+        production = self.poll(serving)
+        if production is None:
+            return None
+        try:
+            return production, load(production)
+        except Refusal as refusal:
+            self.refusal = str(refusal)
+            logging.getLogger(__name__).error("%s; still serving %s", refusal, serving)
+            return None

@@ -36,12 +36,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from anomalyflow.detector import AnomalyDetector
-from anomalyflow.params import RegistryParams
+from anomalyflow.params import RegistryParams, RuntimeParams
 from anomalyflow.registry.audit import AuditEntry, AuditLog, describe_errors
 from anomalyflow.registry.bento_store import MODEL_NAME, ModelFolders
 from anomalyflow.registry.errors import AuditLogTampered, RegistryConflict, RegistryError
 from anomalyflow.registry.model_version import ModelVersion, describe, failed_rules
 from anomalyflow.registry.state import InvalidTransition, RegistryState, Stage, fold
+from anomalyflow.registry.verify import verified_detector, with_weights_md5
 
 __all__ = [
     "MODEL_NAME",
@@ -130,12 +131,17 @@ class Registry:
             return None
         return describe(self.models.get(state.production), state)
 
-    def load(self, ref: str | None = None) -> AnomalyDetector:
-        """The detector of ``ref`` (production by default)."""
+    def load(self, ref: str | None = None, runtime: RuntimeParams | None = None) -> AnomalyDetector:
+        """The verified detector of ``ref`` (production by default); ``runtime`` overrides
+        its saved device settings.
+
+        Raises:
+            IntegrityError: its files no longer match what was recorded (names it).
+        """
         chosen = self.get(ref) if ref else self.production()
         if chosen is None:
             raise RegistryError("no production model yet: promote a version first")
-        return AnomalyDetector.load(chosen.detector_dir)
+        return verified_detector(chosen.path, chosen.version, runtime)
 
     def _named(self, name: str) -> str:
         state = self.state()
@@ -164,7 +170,9 @@ class Registry:
                 scores through HTTP and in process.
         """
         self.state()  # a log that fails verification is refused before anything is stored
-        lineage = decision.get("lineage", {})
+        AnomalyDetector.load(candidate_dir)  # its own checksums, before anything is stored
+        decision = with_weights_md5(decision, candidate_dir)
+        lineage = decision["lineage"]
         metrics = decision.get("candidate_metrics", {})
         metadata = {
             "threshold": float(
@@ -180,6 +188,7 @@ class Registry:
         with self.models.create({"stage": "candidate", "gate": gate}, metadata) as model:
             target = Path(model.path)
             shutil.copytree(candidate_dir, target / "detector")
+            with_weights_md5(decision, target / "detector")  # the copy is what was checked
             (target / "decision.json").write_text(json.dumps(decision, indent=2, default=str))
             np.save(target / "smoke.npy", np.asarray(smoke_batch, dtype=np.float32))
         version = str(model.tag.version)
@@ -198,8 +207,9 @@ class Registry:
         """Make ``ref``'s version production and archive the previous one.
 
         A version whose gate failed is refused unless ``force`` with a ``reason``, both
-        recorded. ``smoke_test`` must pass first: it runs outside the lock (it starts a
-        server), so the commit then checks nobody changed the registry meanwhile.
+        recorded; so is one whose files fail verification (:class:`IntegrityError`, even
+        with ``force``). ``smoke_test`` must pass first: it runs outside the lock (it
+        starts a server), so the commit then checks nobody changed the registry meanwhile.
         """
         version = self.resolve(ref)
         seen = self.state()
@@ -214,6 +224,7 @@ class Registry:
                 f"'{version}' failed the gate ({', '.join(failed) or 'see decision.json'}); "
                 'promote it anyway with --force --reason "..."'
             )
+        verified_detector(chosen.path, version)
         smoke = smoke_test(chosen)
         return self._commit(
             {
@@ -232,7 +243,8 @@ class Registry:
         """Restore the production that preceded the current one.
 
         Each rollback steps one further back through the earlier productions: the one
-        rolled back from is not a target again until it is promoted again.
+        rolled back from is not a target again until it is promoted again. A target whose
+        files fail verification is refused (:class:`IntegrityError` naming it).
         """
         seen = self.state()
         if seen.production is None or not seen.previous:
@@ -240,10 +252,12 @@ class Registry:
                 "nothing to roll back to: no earlier production precedes "
                 f"{seen.production or 'the (absent) production'}"
             )
+        target = seen.previous[-1]
+        verified_detector(Path(self.models.get(target).path), target)
         return self._commit(
             {
                 "action": "rollback",
-                "version": seen.previous[-1],
+                "version": target,
                 "previous_production": seen.production,
                 "reason": reason,
                 "actor": actor,

@@ -1,0 +1,87 @@
+"""A stored version's files, checked against what was recorded when it was gated and saved.
+
+Two records vouch for a version's weights: the MD5 the gate took of the candidate's
+``weights.safetensors`` (``lineage.candidate_weights_md5`` in ``decision.json``), and the
+SHA-256 of the weights and scaler that :meth:`AnomalyDetector.load` checks
+(``detector.json``). A version passes only when both still match; anything else is an
+:class:`IntegrityError` naming the version, so no corrupted, truncated or swapped model
+is promoted, restored by a rollback, served or used to score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.detector import AnomalyDetector
+from anomalyflow.integrity import IntegrityError
+from anomalyflow.params import RuntimeParams
+
+WEIGHTS = "weights.safetensors"
+WEIGHTS_MD5 = "candidate_weights_md5"  # the key the gate writes in decision.json's lineage
+
+
+def weights_md5(detector_dir: Path) -> str:
+    """MD5 of a detector folder's weights, the hash the gate records (as DVC does)."""
+    with (detector_dir / WEIGHTS).open("rb") as stream:
+        return hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
+def with_weights_md5(decision: dict[str, Any], candidate_dir: Path) -> dict[str, Any]:
+    """``decision`` with its lineage's weights hash, checked against ``candidate_dir``.
+
+    A decision that names the hash must name these weights: registering other weights
+    than the gate passed is refused. One without it (a registration outside the
+    pipeline) gets the hash of the files registered, so every stored version has one.
+    """
+    actual = weights_md5(candidate_dir)
+    lineage = dict(decision.get("lineage") or {})
+    recorded = lineage.setdefault(WEIGHTS_MD5, actual)
+    if recorded != actual:
+        raise IntegrityError(
+            f"{candidate_dir / WEIGHTS}: MD5 {actual} differs from the {recorded} the gate "
+            "passed (the candidate changed after the gate); nothing was registered"
+        )
+    return decision | {"lineage": lineage}
+
+
+def verified_detector(
+    folder: Path, version: str, runtime: RuntimeParams | None = None
+) -> AnomalyDetector:
+    """The detector of the version stored in ``folder``, once its files check out.
+
+    Args:
+        folder: the version's model folder (``detector/``, ``decision.json``).
+        version: its name, for the refusal.
+        runtime: overrides the saved device settings (as :meth:`AnomalyDetector.load`).
+
+    Raises:
+        IntegrityError: naming the version and the file that does not match.
+    """
+    detector_dir = folder / "detector"
+    try:
+        recorded = _recorded_md5(folder)
+        actual = weights_md5(detector_dir)
+        if actual != recorded:
+            raise IntegrityError(
+                f"{detector_dir / WEIGHTS}: MD5 {actual} differs from the {recorded} "
+                "recorded when it passed the gate (the file is corrupted or was replaced)"
+            )
+        return AnomalyDetector.load(detector_dir, runtime)
+    except (IntegrityError, OSError) as failed:
+        raise IntegrityError(f"version '{version}' fails verification: {failed}") from None
+    except (KeyError, ValueError, RuntimeError) as failed:  # files that match but won't load
+        raise IntegrityError(f"version '{version}' cannot be loaded: {failed}") from None
+
+
+def _recorded_md5(folder: Path) -> str:
+    path = folder / "decision.json"
+    try:
+        recorded = json.loads(path.read_text()).get("lineage", {}).get(WEIGHTS_MD5)
+    except (OSError, ValueError, AttributeError) as error:
+        raise IntegrityError(f"{path}: cannot be read ({error})") from None
+    if not isinstance(recorded, str):
+        raise IntegrityError(f"{path}: no lineage.{WEIGHTS_MD5}, so the weights cannot be checked")
+    return recorded

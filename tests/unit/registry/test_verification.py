@@ -1,0 +1,143 @@
+"""A version whose files no longer match what was recorded is never promoted, restored,
+loaded or switched to, and every refusal names the version.
+
+Corrupted production weights once scored silently (every score NaN), and a version whose
+weights differed from the ones the gate passed was promoted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anomalyflow.integrity import IntegrityError
+from anomalyflow.registry.follow import ProductionFollower
+from anomalyflow.registry.store import ModelVersion, Registry
+from anomalyflow.registry.verify import verified_detector, weights_md5
+from tests.conftest import decision_record
+from tests.unit.registry.conftest import SMOKE_ROWS
+
+
+def passed_smoke(version: ModelVersion) -> dict[str, Any]:
+    return {"passed": True, "rows": 0, "largest_gap": 0.0, "seconds": 0.0}
+
+
+def never_called(version: ModelVersion) -> dict[str, Any]:
+    raise AssertionError(f"the smoke test ran for {version.version}")
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def swap_in_other_weights(path: Path, other: Path) -> None:
+    """Another detector's weights and its detector.json: every SHA-256 still matches,
+    only the MD5 the gate recorded tells them apart."""
+    for name in ("weights.safetensors", "detector.json"):
+        shutil.copyfile(other / name, path.parent / name)
+
+
+@pytest.fixture
+def tamper(saved_detectors: list[Path]) -> dict[str, Callable[[Path], None]]:
+    return {
+        "flipped": flip_a_byte,
+        "truncated": truncate,
+        "swapped": lambda path: swap_in_other_weights(path, saved_detectors[1]),
+    }
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "swapped"])
+def test_a_version_with_changed_weights_is_refused_at_promotion(
+    registry: Registry,
+    add_version: Callable[..., str],
+    tamper: dict[str, Callable[[Path], None]],
+    damage: str,
+) -> None:
+    production, changed = add_version(), add_version()
+    registry.promote(production, passed_smoke)
+    tamper[damage](registry.get(changed).detector_dir / "weights.safetensors")
+    before = registry.audit_log.read_bytes()
+
+    for force in (False, True):
+        with pytest.raises(IntegrityError, match=f"version '{changed}'") as refused:
+            registry.promote(changed, never_called, force=force, reason="x")
+        assert "\n" not in str(refused.value)
+    with pytest.raises(IntegrityError, match=f"version '{changed}'"):
+        registry.load(changed)
+    assert registry.audit_log.read_bytes() == before
+    assert registry.state().production == production
+
+
+def test_rollback_to_a_version_with_changed_weights_is_refused(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    first, second = add_version(), add_version(detector=1)
+    registry.promote(first, passed_smoke)
+    registry.promote(second, passed_smoke)
+    flip_a_byte(registry.get(first).detector_dir / "weights.safetensors")
+
+    with pytest.raises(IntegrityError, match=f"version '{first}'"):
+        registry.rollback(reason="incident")
+    assert registry.state().production == second
+    assert [e["action"] for e in registry.history()][-1] == "promote"
+
+
+def test_registration_refuses_weights_other_than_the_gate_passed(
+    registry: Registry, saved_detectors: list[Path]
+) -> None:
+    decision = decision_record()
+    lineage = decision["lineage"]
+    assert isinstance(lineage, dict)
+    lineage["candidate_weights_md5"] = weights_md5(saved_detectors[1])
+    with pytest.raises(IntegrityError, match=r"weights\.safetensors"):
+        registry.register(saved_detectors[0], decision, SMOKE_ROWS)
+    assert registry.versions() == [] and registry.history() == []
+
+    lineage["candidate_weights_md5"] = weights_md5(saved_detectors[0])
+    version = registry.register(saved_detectors[0], decision, SMOKE_ROWS)
+    recorded = json.loads((version.path / "decision.json").read_text())["lineage"]
+    assert recorded["candidate_weights_md5"] == weights_md5(saved_detectors[0])
+    verified_detector(version.path, version.version)  # passes
+
+
+def test_a_version_registered_without_the_gate_hash_records_the_one_it_stored(
+    registry: Registry, add_version: Callable[..., str], saved_detectors: list[Path]
+) -> None:
+    version = registry.get(add_version())
+    recorded = json.loads((version.path / "decision.json").read_text())["lineage"]
+    assert recorded["candidate_weights_md5"] == weights_md5(saved_detectors[0])
+
+
+def test_a_following_server_keeps_serving_when_the_new_production_fails_verification(
+    registry: Registry, add_version: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = add_version(), add_version(detector=1)
+    registry.promote(first, passed_smoke)
+    follower = ProductionFollower(registry)
+    load = lambda v: verified_detector(registry.get(v).path, v)  # noqa: E731
+
+    def corrupt_after_the_check(version: ModelVersion) -> dict[str, Any]:
+        flip_a_byte(version.detector_dir / "weights.safetensors")  # between check and load
+        return passed_smoke(version)
+
+    registry.promote(second, corrupt_after_the_check)
+    with caplog.at_level(logging.ERROR):
+        assert follower.switch(first, load) is None
+        assert follower.switch(first, load) is None  # no change since: not logged again
+    assert follower.refusal is not None and f"version '{second}'" in follower.refusal
+    assert caplog.text.count(f"still serving {first}") == 1
+
+    registry.rollback(reason="corrupted")
+    assert follower.switch(first, load) is None and follower.refusal is None
