@@ -1,9 +1,12 @@
-"""The BentoML service over real HTTP on loopback: scoring, explanations, 4xx, hot swap."""
+"""The BentoML service over real HTTP on loopback: scoring, explanations, 4xx, hot swap,
+its token and body limit, and the verified models it serves."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,12 +15,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-from anomalyflow.registry.store import Registry
-from anomalyflow.serving.server import RunningService, running_service, smoke_test
+from anomalyflow.detector import AnomalyDetector
+from anomalyflow.integrity import IntegrityError
+from anomalyflow.registry.store import ModelVersion, Registry
+from anomalyflow.serving.server import (
+    RunningService,
+    SmokeTestFailed,
+    free_port,
+    running_service,
+    service_command,
+    service_environment,
+    smoke_test,
+)
 from tests.conftest import decision_record, make_blobs
 
-EMPTY_PARAMS = "params.yaml"  # an empty file: serving defaults, at most 10,000 records
+# An empty file: serving defaults, at most 10,000 records and 8 MB a request, and the
+# token in $ANOMALYFLOW_API_TOKEN, which the module's service is started with.
+EMPTY_PARAMS = "params.yaml"
+TOKEN = {"ANOMALYFLOW_API_TOKEN": "integration-token"}
 ROWS = make_blobs(rows=200, seed=3)[0]
 
 
@@ -31,7 +48,8 @@ def served(
     registry = Registry(folder / "bentoml")
     versions = [registry.register(f, decision_record(), ROWS[:16]).version for f in saved_detectors]
     registry.promote(versions[0], lambda v: smoke_test(v, registry.home, params))
-    with running_service(registry.home, params) as service:
+    with running_service(registry.home, params, extra_env=TOKEN) as service:
+        assert service.token == TOKEN["ANOMALYFLOW_API_TOKEN"]
         yield service, registry, versions
 
 
@@ -39,9 +57,11 @@ def _records(rows: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
-def _post_raw(service: RunningService, route: str, body: bytes) -> tuple[int, str]:
+def _post_raw(
+    service: RunningService, route: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     request = urllib.request.Request(
-        service.url + route, data=body, headers={"Content-Type": "application/json"}
+        service.url + route, data=body, headers=service.headers() if headers is None else headers
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -158,3 +178,130 @@ def test_promotion_while_serving_swaps_the_model_without_dropping_requests(
     np.testing.assert_allclose(served_scores, new, rtol=1e-6)
     registry.rollback()
     assert service.post("/metadata", {})["model_version"] == versions[0]
+
+
+def test_the_token_is_required_except_for_health_checks_and_metrics(
+    served: tuple[RunningService, Registry, list[str]],
+) -> None:
+    service, _, _ = served
+    json_only = {"Content-Type": "application/json"}
+    for route, body in (("/score", b'{"records": []}'), ("/explain", b"{}"), ("/metadata", b"{}")):
+        for headers in (json_only, json_only | {"Authorization": "Bearer wrong-token"}):
+            assert _post_raw(service, route, body, headers)[0] == 401
+    assert _post_raw(service, "/metadata", b"{}")[0] == 200  # with the token
+    for probe in ("/livez", "/readyz", "/metrics"):
+        with urllib.request.urlopen(service.url + probe, timeout=10) as response:
+            assert response.status == 200
+
+
+def test_a_body_over_serving_max_body_mb_is_413(
+    served: tuple[RunningService, Registry, list[str]],
+) -> None:
+    service, _, _ = served
+    body = b'{"records": [' + b" " * (9 << 20) + b"]}"  # 9 MB of nothing: over the 8 MB
+    code, text = _post_raw(service, "/score", body)
+    assert code == 413 and "serving.max_body_mb" in text
+    assert _post_raw(service, "/metadata", b"{}")[0] == 200
+
+
+def test_a_400_is_one_line_in_the_service_log_without_a_traceback(
+    served: tuple[RunningService, Registry, list[str]],
+) -> None:
+    service, _, _ = served
+    assert _post_raw(service, "/score", b'{"records": [{"x0": "one"}]}')[0] == 400
+    assert _post_raw(service, "/score", b"{}")[0] == 400
+    log = _wait_for(service, "POST /score answered 400: records: Field required")
+    assert "answered 400: records[0].x0: expected a number" in log
+    assert "Traceback" not in log
+
+
+def _wait_for(service: RunningService, text: str, seconds: float = 10.0) -> str:
+    """The service log once it holds ``text`` (a worker's lines arrive a little later)."""
+    deadline = time.monotonic() + seconds
+    while text not in (log := service.output()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert text in log, log[-3000:]
+    return log
+
+
+def _stored_copy(registry: Registry, detector: Path) -> ModelVersion:
+    return registry.register(detector, decision_record(), ROWS[:16])
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _never(version: ModelVersion) -> dict[str, Any]:
+    raise AssertionError(f"the smoke test ran for {version.version}")
+
+
+def test_a_corrupted_version_is_refused_at_promotion_and_never_served(
+    served: tuple[RunningService, Registry, list[str]], saved_detectors: list[Path]
+) -> None:
+    service, registry, _ = served
+    production = registry.state().production
+    corrupted = _stored_copy(registry, saved_detectors[1])
+    _flip_a_byte(corrupted.detector_dir / "weights.safetensors")
+    with pytest.raises(IntegrityError, match=f"version '{corrupted.version}'"):
+        registry.promote(corrupted.version, _never)
+
+    def corrupt_after_the_check(version: ModelVersion) -> dict[str, Any]:
+        _flip_a_byte(version.detector_dir / "weights.safetensors")  # after promote checked
+        return {"passed": True}
+
+    late = _stored_copy(registry, saved_detectors[1])
+    registry.promote(late.version, corrupt_after_the_check)
+    for _ in range(3):  # the running service keeps its verified model, and says so once
+        assert service.post("/metadata", {})["model_version"] == production
+    log = _wait_for(service, f"version '{late.version}' fails verification")
+    assert log.count(f"still serving {production}") == 1 and "Traceback" not in log
+
+    registry.rollback(reason="corrupted weights")
+    assert service.post("/metadata", {})["model_version"] == production
+
+
+def test_a_service_asked_to_serve_a_corrupted_version_exits_at_once_in_one_line(
+    served: tuple[RunningService, Registry, list[str]], saved_detectors: list[Path]
+) -> None:
+    _, registry, _ = served
+    corrupted = _stored_copy(registry, saved_detectors[1])
+    weights = corrupted.detector_dir / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated: it once crash-looped
+    params = registry.home.parent / EMPTY_PARAMS
+    started = subprocess.run(
+        service_command("127.0.0.1", free_port()),
+        env=service_environment(registry.home, params, corrupted.version),
+        capture_output=True,
+        timeout=90,  # a crash loop never exits
+        check=False,
+    )
+    lines = started.stderr.decode().strip().splitlines()
+    assert started.returncode == 2, lines[-5:]
+    assert lines[-1].startswith("anomalyflow serve: refused to start: ")
+    assert f"version '{corrupted.version}'" in lines[-1]
+    assert b"Traceback" not in started.stdout + started.stderr
+
+
+def test_a_nan_scoring_version_fails_the_smoke_test_cleanly(
+    served: tuple[RunningService, Registry, list[str]],
+    saved_detectors: list[Path],
+    tmp_path: Path,
+) -> None:
+    service, registry, _ = served
+    production = registry.state().production
+    detector = AnomalyDetector.load(saved_detectors[1])
+    assert detector.scorer_ is not None
+    with torch.no_grad():
+        for parameter in detector.scorer_.parameters():
+            parameter.fill_(float("nan"))
+    detector.save(tmp_path / "nan")  # saved properly: every recorded hash matches
+    nan = _stored_copy(registry, tmp_path / "nan").version
+    params = registry.home.parent / EMPTY_PARAMS
+
+    with pytest.raises(SmokeTestFailed, match=f"'{nan}' scores .* as NaN or infinite"):
+        registry.promote(nan, lambda v: smoke_test(v, registry.home, params))
+    assert registry.state().production == production
+    assert service.post("/metadata", {})["model_version"] == production

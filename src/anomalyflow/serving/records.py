@@ -60,3 +60,21 @@ def records_to_matrix(
                 )
             matrix[row, column] = number
     return matrix
+
+
+def finite_scores(scores: np.ndarray, what: str = "score") -> np.ndarray:
+    """``scores`` (one value per record, or one row per record) when all are finite.
+
+    A NaN or infinite score is never an answer: a client would read ``null`` or fail
+    to parse it. The inputs were finite float32, so the records are beyond what the
+    model can score (422), named by position.
+    """
+    bad = np.flatnonzero(~np.isfinite(scores).reshape(len(scores), -1).all(axis=1))
+    if bad.size:
+        named = ", ".join(f"records[{i}]" for i in bad[:5])
+        more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+        raise RequestRejected(
+            f"the model's {what} is not a finite number for {named}{more}; no scores were returned",
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
+    return scores

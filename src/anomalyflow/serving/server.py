@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from anomalyflow.errors import Refusal
+from anomalyflow.params import load_params
 from anomalyflow.registry.store import ModelVersion
 
 SERVICE = "anomalyflow.serving.service:AnomalyService"
@@ -33,20 +35,29 @@ class SmokeTestFailed(Refusal, RuntimeError):
 
 @dataclass(frozen=True)
 class RunningService:
-    """A service process we started, and where it listens."""
+    """A service process we started, where it listens, its log and its token."""
 
     url: str
     process: subprocess.Popen[bytes]
+    log: IO[bytes]
+    token: str | None = None  # the bearer token it requires, when one is set
+
+    def headers(self) -> dict[str, str]:
+        """JSON, with the bearer token when the service requires one."""
+        token = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
+        return {"Content-Type": "application/json"} | token
 
     def post(self, route: str, payload: dict[str, Any], timeout: float = 30.0) -> Any:
         """POST JSON and return the decoded answer (HTTP errors raise)."""
         request = urllib.request.Request(
-            self.url + route,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
+            self.url + route, data=json.dumps(payload).encode(), headers=self.headers()
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
+
+    def output(self) -> str:
+        """What the service has logged so far (stdout and stderr)."""
+        return _read_log(self.log)
 
 
 def service_command(host: str, port: int) -> list[str]:
@@ -58,14 +69,24 @@ def service_command(host: str, port: int) -> list[str]:
 
 
 def service_environment(
-    bentoml_home: Path, params_file: Path, version: str | None
+    bentoml_home: Path,
+    params_file: Path,
+    version: str | None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The service's environment: our BentoML home and params, and a pinned version."""
-    env = os.environ | {
-        "BENTOML_HOME": str(bentoml_home.resolve()),
-        "BENTOML_DO_NOT_TRACK": "true",
-        PARAMS_FILE: str(params_file.resolve()),
-    }
+    """The service's environment: our BentoML home and params, and a pinned version.
+
+    ``extra`` adds variables (a token, in tests) over the ones of this process.
+    """
+    env = (
+        os.environ
+        | dict(extra or {})
+        | {
+            "BENTOML_HOME": str(bentoml_home.resolve()),
+            "BENTOML_DO_NOT_TRACK": "true",
+            PARAMS_FILE: str(params_file.resolve()),
+        }
+    )
     env.pop(PINNED_VERSION, None)
     if version:
         env[PINNED_VERSION] = version
@@ -80,20 +101,24 @@ def running_service(
     host: str = "127.0.0.1",
     port: int | None = None,
     timeout_s: float = 120.0,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningService]:
-    """Start the service, wait for ``/readyz``, and stop it (and its workers) on exit."""
+    """Start the service, wait for ``/readyz``, and stop it (and its workers) on exit.
+
+    A service that refuses to start (a version failing verification, say) exits at
+    once: :class:`SmokeTestFailed` with its last lines, without waiting ``timeout_s``.
+    """
     port = port or free_port(host)
+    env = service_environment(bentoml_home, params_file, version, extra_env)
+    token = env.get(load_params(params_file).serving.api_token_env) or None
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
         process = subprocess.Popen(
-            service_command(host, port),
-            env=service_environment(bentoml_home, params_file, version),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            service_command(host, port), env=env, stdout=log, stderr=subprocess.STDOUT
         )
         url = f"http://{host}:{port}"
         try:
             _wait_ready(url, process, log, timeout_s)
-            yield RunningService(url, process)
+            yield RunningService(url, process, log, token)
         finally:
             process.terminate()
             try:
@@ -108,14 +133,16 @@ def smoke_test(
 ) -> dict[str, Any]:
     """Serve ``version`` alone, check health, and score its smoke batch over HTTP.
 
-    The answer must match the in-process model row for row, or promotion stops.
+    The version's files must pass verification and its in-process scores be finite,
+    or no server is started; the served answer must then match them row for row, or
+    promotion stops.
     """
-    from anomalyflow.detector import AnomalyDetector  # torch: only when a test runs
+    from anomalyflow.registry.verify import verified_detector  # torch: only when a test runs
 
-    detector = AnomalyDetector.load(version.detector_dir)
+    detector = verified_detector(version.path, version.version)
     rows = np.load(version.smoke_batch)
     records = [dict(zip(detector.feature_names_, map(float, row), strict=True)) for row in rows]
-    expected = detector.decision_function(rows)
+    expected = _finite(detector.decision_function(rows), version.version, "in process")
     started = time.perf_counter()
     try:
         with running_service(bentoml_home, params_file, version.version) as service:
@@ -126,14 +153,14 @@ def smoke_test(
             answer = service.post("/score", {"records": records})
     except (OSError, urllib.error.URLError) as error:
         raise SmokeTestFailed(f"the service for '{version.version}' failed: {error}") from None
-    served = np.array([r["score"] for r in answer["results"]])
+    served = _finite(_scores(answer), version.version, "as served")
     largest_gap = float(np.max(np.abs(served - expected))) if len(rows) else 0.0
-    if answer["model_version"] != version.version or not np.allclose(
+    if answer.get("model_version") != version.version or not np.allclose(
         served, expected, rtol=rtol, atol=1e-6
     ):
         raise SmokeTestFailed(
             f"served scores differ from the in-process model (largest gap {largest_gap:.3g}, "
-            f"served version {answer['model_version']})"
+            f"served version {answer.get('model_version')})"
         )
     return {
         "passed": True,
@@ -141,6 +168,28 @@ def smoke_test(
         "largest_gap": largest_gap,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _scores(answer: Any) -> np.ndarray:
+    """The scores of a ``/score`` answer; anything but a number (``null``) reads as NaN."""
+    try:
+        results = answer["results"]
+        return np.array(
+            [r["score"] if isinstance(r["score"], int | float) else math.nan for r in results],
+            dtype=np.float64,
+        )
+    except (KeyError, TypeError) as error:
+        raise SmokeTestFailed(f"the /score answer is malformed ({error!r})") from None
+
+
+def _finite(scores: np.ndarray, version: str, where: str) -> np.ndarray:
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        raise SmokeTestFailed(
+            f"'{version}' scores {bad} of its {len(scores)} smoke rows as NaN or infinite "
+            f"{where}: a model that cannot score is never promoted"
+        )
+    return scores
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,10 +205,8 @@ def _wait_ready(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log.seek(0)
-            output = log.read().decode(errors="replace")
             raise SmokeTestFailed(
-                f"the service exited with code {process.returncode}: {output[-2000:]}"
+                f"the service exited with code {process.returncode}: {_read_log(log)[-2000:]}"
             )
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
@@ -169,3 +216,9 @@ def _wait_ready(
             pass
         time.sleep(0.3)
     raise SmokeTestFailed(f"the service at {url} was not ready within {timeout_s:.0f} s")
+
+
+def _read_log(log: IO[bytes]) -> str:
+    """The log so far, read without moving the offset the service writes at (shared)."""
+    size = os.fstat(log.fileno()).st_size
+    return os.pread(log.fileno(), size, 0).decode(errors="replace")

@@ -3,22 +3,28 @@
 ``bentoml serve anomalyflow.serving.service:AnomalyService`` (or ``anomalyflow serve``)
 loads the registry's production version at start-up, or the version named by
 ``ANOMALYFLOW_MODEL_VERSION`` (the promotion smoke test serves a candidate that way).
+Before anything listens, the version's files are verified against the hashes recorded
+when it was gated and saved; a version that fails, a bad params file or an empty token
+variable stops the server at once with one line on stderr and exit code 2, instead of
+workers crashing in a loop while ``/readyz`` hangs.
+
 While serving from the registry it follows promotions and rollbacks: each request
 checks the audit log (one ``stat``) and swaps in the new production model between
-requests, so nothing is dropped. An audit log that fails verification switches
-nothing: the service keeps serving the last production it verified and logs the
-refusal. Inside a built Bento, where there is no audit log, it serves the version
-packaged with the stage label ``production``.
+requests, so nothing is dropped. An audit log that fails verification, or a new
+production whose files fail it, switches nothing: the service keeps serving the last
+production it verified and logs the refusal once. Inside a built Bento, where there is
+no audit log, it serves the version packaged with the stage label ``production``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from anomalyflow.telemetry import disable_telemetry
 
@@ -28,13 +34,27 @@ import bentoml  # noqa: E402  (after the telemetry opt-out, which bentoml reads 
 from bentoml.exceptions import BentoMLException, NotFound  # noqa: E402
 
 from anomalyflow.detector import AnomalyDetector  # noqa: E402
-from anomalyflow.params import Params, load_params  # noqa: E402
+from anomalyflow.errors import Refusal  # noqa: E402
+from anomalyflow.integrity import IntegrityError  # noqa: E402
+from anomalyflow.params import Params, ServingParams, load_params  # noqa: E402
 from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
 from anomalyflow.registry.store import MODEL_NAME, Registry, bentoml_home  # noqa: E402
-from anomalyflow.serving.records import RequestRejected, records_to_matrix  # noqa: E402
+from anomalyflow.registry.verify import verified_detector  # noqa: E402
+from anomalyflow.serving.client_errors import log_client_errors_as_one_line  # noqa: E402
+from anomalyflow.serving.guard import MEGABYTE, RequestGuard, api_token  # noqa: E402
+from anomalyflow.serving.records import (  # noqa: E402
+    RequestRejected,
+    finite_scores,
+    records_to_matrix,
+)
 from anomalyflow.serving.server import PARAMS_FILE, PINNED_VERSION  # noqa: E402
 
 INLINE_RECORDS = 64  # requests up to this size are scored on the event loop
+START_REFUSED = 2  # the exit code of a refused start, as for every refusal
+
+
+class NothingToServe(Refusal):
+    """No version is pinned and none is production."""
 
 
 def _registry() -> Registry:
@@ -56,49 +76,81 @@ def _served_version(registry: Registry) -> str:
     for model in packaged:
         if model.info.labels.get("stage") == "production":
             return str(model.tag.version)
-    raise RuntimeError(
+    raise NothingToServe(
         f"no production model in {registry.home}: run `anomalyflow run` or "
         "`anomalyflow promote VERSION` first"
     )
 
 
+def _verified(version: str) -> AnomalyDetector:
+    """The stored version's detector once its files match what was recorded."""
+    try:
+        stored = bentoml.models.get(f"{MODEL_NAME}:{version}")
+    except NotFound:
+        raise IntegrityError(f"version '{version}' is not in the model store") from None
+    return verified_detector(Path(stored.path), version)
+
+
 def _params() -> Params:
-    return load_params(os.environ.get(PARAMS_FILE, "params.yaml"))
+    """``$ANOMALYFLOW_PARAMS`` (which must exist), else ./params.yaml, else the defaults
+    (a built Bento carries no params.yaml)."""
+    named = os.environ.get(PARAMS_FILE)
+    if named or Path("params.yaml").exists():
+        return load_params(named or "params.yaml")
+    return Params()
+
+
+def _checked_start() -> tuple[ServingParams, str | None, str]:
+    """Params, token and the verified version to serve, or exit with one line.
+
+    Runs in the server's main process when it imports the service, before any worker
+    starts, so a refusal ends the server instead of a worker crashing in a loop.
+    """
+    try:
+        params = _params().serving
+        token = api_token(params.api_token_env)
+        version = _served_version(_registry())
+        _verified(version)
+    except Refusal as refused:
+        print(f"anomalyflow serve: refused to start: {refused}", file=sys.stderr, flush=True)
+        raise SystemExit(START_REFUSED) from None
+    return params, token, version
+
+
+SERVING, TOKEN, STARTING_VERSION = _checked_start()
 
 
 @bentoml.service(name="anomalyflow-service", workers=1, traffic={"timeout": 60})
 class AnomalyService:
     """Scores and explains records; reports the features and threshold it expects."""
 
-    packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:{_served_version(_registry())}")
+    packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:{STARTING_VERSION}")
 
     def __init__(self) -> None:
-        self.params = _params().serving
+        log_client_errors_as_one_line()  # here: BentoML has configured logging by now
+        self.params = SERVING
         self.registry = _registry()
         self.follows_registry = not os.environ.get(PINNED_VERSION)
         self._swap = threading.Lock()
         self._follower = ProductionFollower(self.registry)
-        self._load(_served_version(self.registry))
-
-    def _load(self, version: str) -> None:
-        stored = bentoml.models.get(f"{MODEL_NAME}:{version}")
+        version = _served_version(self.registry)
         # One reference swap: a request sees the old pair or the new one, never a mix.
-        self.serving = (AnomalyDetector.load(Path(stored.path) / "detector"), version)
+        self.serving = (_verified(version), version)
 
     def _follow_promotions(self) -> tuple[AnomalyDetector, str]:
         """The model to use for this request, after picking up a promotion or rollback."""
         if self.follows_registry and self._follower.changed():
             with self._swap:
-                production = self._follower.poll(self.serving[1])
-                if production is not None:
-                    self._load(production)
+                switched = self._follower.switch(self.serving[1], _verified)
+                if switched is not None:
+                    version, model = switched
+                    self.serving = (model, version)
         return self.serving
 
     def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
-        try:
-            return records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
-        except RequestRejected as rejected:
-            raise BentoMLException(str(rejected), error_code=rejected.status) from None
+        return _client_error(
+            lambda: records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
+        )
 
     async def _answer(
         self, work: Callable[[list[dict[str, Any]]], dict[str, Any]], records: list[dict[str, Any]]
@@ -132,7 +184,8 @@ class AnomalyService:
 
     def _score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
-        scores = model.decision_function(self._matrix(model, records))
+        rows = self._matrix(model, records)
+        scores = _client_error(lambda: finite_scores(model.decision_function(rows)))
         return {
             "model_version": version,
             "threshold": model.threshold_,
@@ -149,8 +202,10 @@ class AnomalyService:
     def _explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
         rows = self._matrix(model, records)
-        scores = model.decision_function(rows)
-        contributions = model.feature_contributions(rows)
+        scores = _client_error(lambda: finite_scores(model.decision_function(rows)))
+        contributions = _client_error(
+            lambda: finite_scores(model.feature_contributions(rows), "explanation")
+        )
         top_k = min(self.params.explain_top_k, rows.shape[1])
         results = []
         for row, score, contribution in zip(rows, scores, contributions, strict=True):
@@ -170,3 +225,17 @@ class AnomalyService:
                 }
             )
         return {"model_version": version, "results": results}
+
+
+def _client_error(work: Callable[[], Any]) -> Any:
+    """``work()``, with a refused request turned into BentoML's 4xx answer."""
+    try:
+        return work()
+    except RequestRejected as rejected:
+        raise BentoMLException(str(rejected), error_code=rejected.status) from None
+
+
+# The decorator returns a bentoml.Service, though typed as the class it wraps.
+cast("bentoml.Service[AnomalyService]", AnomalyService).add_asgi_middleware(
+    RequestGuard, max_body_bytes=int(SERVING.max_body_mb * MEGABYTE), token=TOKEN
+)

@@ -7,7 +7,7 @@ from http import HTTPStatus
 import numpy as np
 import pytest
 
-from anomalyflow.serving.records import RequestRejected, records_to_matrix
+from anomalyflow.serving.records import RequestRejected, finite_scores, records_to_matrix
 
 FEATURES = ("amount", "hour")
 
@@ -25,3 +25,15 @@ def test_ordinary_records_keep_the_model_feature_order() -> None:
     matrix = records_to_matrix([{"hour": 3, "amount": 42.5, "id": "x"}], FEATURES, 10)
     assert matrix.dtype == np.float32
     np.testing.assert_array_equal(matrix, [[42.5, 3.0]])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_score_is_never_an_answer_but_a_422_naming_the_record(bad: float) -> None:
+    with pytest.raises(RequestRejected) as refused:
+        finite_scores(np.array([0.1, bad, 0.3, bad]))
+    assert refused.value.status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "records[1], records[3]" in str(refused.value)
+    contributions = np.array([[0.1, 0.2], [0.3, bad]])
+    with pytest.raises(RequestRejected, match=r"explanation .* records\[1\]"):
+        finite_scores(contributions, "explanation")
+    np.testing.assert_array_equal(finite_scores(np.array([1.0, -2.0])), [1.0, -2.0])
