@@ -26,7 +26,11 @@ def already_checked(params: Params, paths: ArtifactPaths, batch: Path) -> bool:
 
 
 def run_flow(
-    params: Params, params_file: Path, batch: Path, on_server: Callable[[str], object]
+    params: Params,
+    params_file: Path,
+    batch: Path,
+    force: bool,
+    on_server: Callable[[str], object],
 ) -> RunSummary:
     """Run the retraining flow on ``batch`` with the task runner params name.
 
@@ -46,7 +50,7 @@ def run_flow(
         on_server(f"Prefect API at {server.api_url} (UI at {server.api_url[:-4]})")
     flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
-        summary: RunSummary = flow(batch=str(batch), params_file=str(params_file))
+        summary: RunSummary = flow(batch=str(batch), params_file=str(params_file), force=force)
     finally:
         if server is not None:
             server.stop()

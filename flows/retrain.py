@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from anomalyflow.data.loaders import Table, read_table
+from anomalyflow.data.loaders import Table, read_table, require_file
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import quiet_refusal_tracebacks
 from anomalyflow.pipeline import drift, evaluate, finetune, gate, pretrain, register, validate
@@ -51,21 +51,27 @@ NOTHING_CHANGED = "nothing changed since the last run: same batch, params and re
 
 
 @flow(name="retrain", log_prints=False)
-def retrain(batch: str | None = None, params_file: str = "params.yaml") -> RunSummary:
-    """Retrain on an incoming batch (by default ``data.batch``), one run at a time."""
+def retrain(
+    batch: str | None = None, params_file: str = "params.yaml", force: bool = False
+) -> RunSummary:
+    """Retrain on an incoming batch (by default ``data.batch``), one run at a time.
+
+    ``force`` trains even when nothing changed or the policy would skip (``run --force``).
+    """
     quiet_refusal_tracebacks(*PREFECT_RUN_LOGGERS)
     clock = Stopwatch()
     with clock.lap("prepare"):
         ctx = RunContext.prepare(params_file)  # the reference and holdout the batch is judged by
     with exclusive_run(ctx.paths):
-        summary = _retrain(ctx, Path(batch) if batch else ctx.paths.batch, clock)
+        summary = _retrain(ctx, Path(batch) if batch else ctx.paths.batch, clock, force)
     return _published(summary)
 
 
-def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
+def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -> RunSummary:
     """Validate, check drift, add the batch to the window; train when the policy says so."""
+    require_file(batch_path)
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
-    if nothing_changed(read_state(ctx.paths), checked, has_candidate(ctx.paths)):
+    if not force and nothing_changed(read_state(ctx.paths), checked, has_candidate(ctx.paths)):
         return RunSummary("skipped", NOTHING_CHANGED, seconds=clock.seconds)
     with clock.lap("validate"):
         validate_task(ctx, batch_path)
@@ -76,14 +82,18 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch) -> RunSummary:
         window_task(ctx.paths, table, checked[0])
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
     reports = {"validation": str(ctx.paths.validation), "drift": str(drifted.html)}
-    need = training_need(
-        read_state(ctx.paths),
-        has_candidate=has_candidate(ctx.paths),
-        training_digest=training_digest(ctx.params),
-        window_digest=window_digest(ctx.paths),
-        drift=drifted,
-        rules=ctx.params.drift,
-        now=time.time(),
+    need = (
+        TrainingNeed(True, "forced (--force)")
+        if force
+        else training_need(
+            read_state(ctx.paths),
+            has_candidate=has_candidate(ctx.paths),
+            training_digest=training_digest(ctx.params),
+            window_digest=window_digest(ctx.paths),
+            drift=drifted,
+            rules=ctx.params.drift,
+            now=time.time(),
+        )
     )
     if not need.train:
         record_check(ctx.paths, checked)
@@ -110,11 +120,17 @@ def _train_and_decide(
         lap.name = "pretrain (reused)" if reused else "pretrain"
     with clock.lap("fine-tune"):
         candidate = _finetune_best(ctx, window, backbone, batch_path)
+    trained = (window_digest(ctx.paths), training_digest(ctx.params))
+    twin = register.registered_twin(ctx)
+    if twin is not None:  # the same weights as a registered version: nothing new to judge
+        record_training(ctx.paths, window, ctx.schema, *trained)
+        record_check(ctx.paths, checked)
+        reason = f"{need.reason}; the new weights equal version {twin}'s; nothing registered"
+        return RunSummary("unchanged", reason, registered=None, seconds=clock.seconds)
     with clock.lap("evaluate"):
         evaluation = evaluate_task(ctx, candidate)
     with clock.lap("gate and register"):
         decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
-        trained = (window_digest(ctx.paths), training_digest(ctx.params))
         record_training(ctx.paths, window, ctx.schema, *trained)
         record_check(ctx.paths, checked)
         registered = register_task(ctx, record).version

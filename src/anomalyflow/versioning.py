@@ -70,12 +70,20 @@ class LedgerError(Refusal, RuntimeError):
     """DVC failed to record or push a run (the run's artifacts are still in place)."""
 
 
-def record_in_dvc(batch: Path, paths: ArtifactPaths, root: Path = Path(".")) -> str:
+def record_in_dvc(
+    batch: Path, paths: ArtifactPaths, params_file: Path, root: Path = Path(".")
+) -> str:
     """Record a flow run of ``data.batch`` in DVC; say what was (or was not) recorded.
 
-    A run on another batch is not recorded: dvc.yaml's stages read ``data.batch``, and
-    recording them would credit this run's artifacts to a batch it never used.
+    A run on another batch or with another params file is not recorded: dvc.yaml's
+    stages read ``data.batch`` and ``params.yaml``, and recording them would credit this
+    run's artifacts to inputs it never used.
     """
+    if params_file.resolve() != (root / "params.yaml").resolve():
+        return (
+            f"DVC: not recorded, dvc.yaml reads params.yaml, this run used {params_file}; "
+            "copy it to params.yaml to version its runs."
+        )
     if batch.resolve() != paths.batch.resolve():
         return (
             f"DVC: not recorded, dvc.yaml versions data.batch ({paths.batch}), not {batch}; "

@@ -58,24 +58,31 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     again = runner.invoke(app, ["run"])
     assert again.exit_code == 0, again.output
     assert "Decision: skipped (nothing changed since the last run" in again.output
-    forced = runner.invoke(app, ["run", "--force"])  # the flow makes the same check itself
+    forced = runner.invoke(app, ["run", "--force"])  # retrains, as users read the flag
     assert forced.exit_code == 0, forced.output
-    assert "Decision: skipped (nothing changed since the last run" in forced.output
-    assert "pretrain" not in forced.output.split("Time per step:")[1].split("\n")[0]
+    assert "pretrain (reused)" in forced.output.split("Time per step:")[1].split("\n")[0]
+    # The same rows and seeds give the same weights: not registered again under a new name.
+    assert "Decision: unchanged" in forced.output
+    assert len(Registry(Path(".bentoml")).versions()) == 1
 
     first_production = Registry(Path(".bentoml")).state().production
-    warm = SMALL.replace("max_epochs: 5", "max_epochs: 4, warm_start: production")
+    warm = SMALL.replace(
+        "max_epochs: 5", "max_epochs: 5, learning_rate: 0.002, warm_start: production"
+    )
     Path("params.yaml").write_text(warm)
     changed = runner.invoke(app, ["run"])
     assert changed.exit_code == 0, changed.output
     assert "params changed" in changed.output
     assert "pretrain (reused)" in changed.output
-    lineage = json.loads(Path("artifacts/decision.json").read_text())["lineage"]
-    assert lineage["warm_started_from"] == first_production
+    candidate = json.loads(Path("artifacts/candidate/detector.json").read_text())
+    assert candidate["lineage"]["warm_started_from"] == first_production
     assert _md5(Path("artifacts/backbone/weights.safetensors")) == backbone
     registry = Registry(Path(".bentoml"))
     versions = registry.versions()
-    assert len(versions) == 2
+    if "Decision: unchanged" in changed.output:  # early stopping kept production's weights
+        assert f"equal version {first_production}'s" in changed.output and len(versions) == 1
+    else:
+        assert len(versions) == 2
     assert all((v.path / "decision.json").exists() for v in versions)
     assert all((v.detector_dir / "detector.json").exists() for v in versions)
     assert sum(v.stage == "production" for v in versions) == 1

@@ -25,7 +25,7 @@ def run(
         typer.Option(help="Incoming batch (CSV / Parquet); default: data.batch in params."),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Start a flow run even when nothing changed since the last one.")
+        bool, typer.Option(help="Retrain even when nothing changed and the policy would skip.")
     ] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
@@ -38,7 +38,7 @@ def run(
     params = configured(params_path)
     paths = ArtifactPaths.from_params(params.paths, params.data)
     batch = data or paths.batch
-    if not force and already_checked(params, paths, batch):
+    if not force and batch.is_file() and already_checked(params, paths, batch):
         # The flow's own first check, made before paying for a Prefect API start-up.
         typer.echo(
             "Decision: skipped (nothing changed since the last run: same batch, "
@@ -46,11 +46,11 @@ def run(
         )
         return
     try:
-        summary = run_flow(params, params_path, batch, on_server=typer.echo)
+        summary = run_flow(params, params_path, batch, force, on_server=typer.echo)
     except DataValidationError as error:
         fail(f"batch rejected, a copy is in quarantine; nothing downstream changed.\n{error}")
     typer.echo("\n".join(summary.lines()))
-    typer.echo(record_in_dvc(batch, paths))
+    typer.echo(record_in_dvc(batch, paths, params_path))
 
 
 def _stage_command(stage: Stage) -> None:

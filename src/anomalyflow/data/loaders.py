@@ -31,7 +31,7 @@ class Table:
 def read_table(path: Path | str, schema: Schema, min_rows: int = 1) -> Table:
     """Load a CSV or Parquet file that must match ``schema`` exactly (no extra columns)."""
     path = Path(path)
-    return _table(path, _read_frame(path), schema, min_rows)
+    return _table(path, read_frame(path), schema, min_rows)
 
 
 def table_from_frame(source: Path, frame: pd.DataFrame, schema: Schema) -> Table:
@@ -45,7 +45,7 @@ def read_reference(path: Path | str, schema: Schema) -> Table:
     Pretraining ignores labels, so a history with or without them serves alike.
     """
     path = Path(path)
-    frame = _read_frame(path)
+    frame = read_frame(path)
     if schema.label not in frame.columns:
         schema = schema.without_label()
     return _table(path, frame, schema, min_rows=1)
@@ -116,12 +116,20 @@ def read_npz(path: Path | str, require_labels: bool, min_rows: int = 1) -> Table
     return Table(x=x.astype(np.float32), y=y, frame=None, feature_names=names)
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def require_file(path: Path) -> Path:
+    """``path`` if it is a non-empty file; otherwise a refusal saying what it is instead."""
     if not path.exists():
         raise InputError(path, None, "file not found")
+    if not path.is_file():
+        raise InputError(path, None, "is a folder, not a file")
     if path.stat().st_size == 0:
         raise InputError(path, None, "file is empty")
-    suffix = path.suffix.lower()
+    return path
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file (any case of suffix) as read, or a refusal naming it."""
+    suffix = require_file(path).suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise InputError(path, None, "unsupported format (use .csv, .parquet or .npz)")
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from anomalyflow.data.loaders import read_table
 from anomalyflow.params import RegistryParams
 from anomalyflow.pipeline.context import RunContext
+from anomalyflow.pipeline.lineage import file_digest
 from anomalyflow.registry.store import ModelVersion, RegistryState, open_registry
 from anomalyflow.serving.server import smoke_test
 
@@ -23,6 +25,20 @@ def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
     return open_registry(registry).register(
         ctx.paths.candidate, record, holdout.x[: registry.smoke_rows]
     )
+
+
+def registered_twin(ctx: RunContext) -> str | None:
+    """The registered version whose weights equal the saved candidate's, if there is one.
+
+    Retraining on the same rows with the same seeds gives the same weights; registering
+    them again would list one model twice under two names.
+    """
+    weights = file_digest(ctx.paths.candidate / "weights.safetensors")
+    for version in open_registry(ctx.params.registry).versions():
+        decision = json.loads((version.path / "decision.json").read_text())
+        if decision.get("lineage", {}).get("candidate_weights_md5") == weights:
+            return version.version
+    return None
 
 
 def promote(

@@ -7,11 +7,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
 from anomalyflow.atomic import write_json
-from anomalyflow.data.loaders import read_reference
-from anomalyflow.data.schema import InputError
+from anomalyflow.data.loaders import read_frame, read_reference
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.validation.suite import (
@@ -32,10 +29,7 @@ def validate(ctx: RunContext, batch: Path) -> ValidationResult:
     project = Path(ctx.params.validation.project_dir)
     if not suite_fits(project, ctx.schema):
         build_reference_suite(ctx)
-    try:
-        frame = pd.read_parquet(batch) if batch.suffix != ".csv" else pd.read_csv(batch)
-    except (OSError, ValueError) as error:
-        raise InputError(batch, None, f"cannot be read ({error})") from error
+    frame = read_frame(batch)
     try:
         result = validate_batch(project, frame, batch)
     except DataValidationError as error:
