@@ -21,6 +21,7 @@ from anomalyflow.atomic import atomic_path
 from anomalyflow.data.loaders import as_float32
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
+from anomalyflow.errors import Refusal
 
 SCORE_COLUMN = "score"
 FLAG_COLUMN = "is_anomaly"
@@ -103,6 +104,7 @@ def score_file(
         try:
             for other, x in read_chunks(source, detector.feature_names_, chunk_rows):
                 scores = detector.decision_function(x)
+                _check_scores(scores, source, offset=rows)
                 out = other.assign(
                     **{SCORE_COLUMN: scores, FLAG_COLUMN: scores >= detector.threshold_}
                 )
@@ -122,6 +124,21 @@ def score_file(
         if rows == 0:
             raise InputError(source, None, "has no rows to score")
     return ScoredFile(rows, flagged, time.perf_counter() - started)
+
+
+def _check_scores(scores: np.ndarray, source: Path, offset: int) -> None:
+    """A NaN or infinite score is never a result: the model, not the row, is at fault."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        first = offset + int(np.argmax(bad))
+        raise ScoringError(
+            f"{source}: the model gave {int(bad.sum())} non-finite scores (first at row "
+            f"{first}); nothing was written. Check the model with `anomalyflow models`."
+        )
+
+
+class ScoringError(Refusal):
+    """The model produced scores that are not numbers; no output is written."""
 
 
 def shadow_compare(

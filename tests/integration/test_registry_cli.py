@@ -158,3 +158,14 @@ def test_shadow_reports_disagreements_between_production_and_a_candidate(
     assert report["flags"]["candidate_only"] == int((~p_flags & c_flags).sum())
     assert report["disagreement_rate"] == pytest.approx(float((p_flags != c_flags).mean()))
     assert f"disagreement {report['disagreement_rate']:.2%}" in shadowed.output
+
+
+def test_serving_beyond_loopback_needs_a_token(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BentoML binds 0.0.0.0 by default; our service has no other access control."""
+    monkeypatch.delenv("ANOMALYFLOW_API_TOKEN", raising=False)
+    version = registry.versions()[0].version
+    refused = runner.invoke(app, ["serve", "--model", version, "--host", "0.0.0.0"])
+    assert refused.exit_code == 2
+    assert "ANOMALYFLOW_API_TOKEN" in refused.output

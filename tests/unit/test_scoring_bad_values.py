@@ -23,3 +23,21 @@ def test_a_value_beyond_float32_is_refused_and_nothing_written(
     with pytest.raises(InputError, match=detector.feature_names_[2]):
         score_file(detector, source, target, chunk_rows=2, progress=False)
     assert not target.exists()
+
+
+def test_non_finite_scores_are_refused_and_nothing_written(
+    saved_detectors: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken model once wrote NaN scores and exited 0."""
+    import numpy as np
+
+    from anomalyflow.scoring import ScoringError
+
+    detector = AnomalyDetector.load(saved_detectors[0])
+    rows = pd.DataFrame([[0.0] * len(detector.feature_names_)] * 3, columns=detector.feature_names_)
+    source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    rows.to_parquet(source)
+    monkeypatch.setattr(detector, "decision_function", lambda x: np.full(len(x), np.nan))
+    with pytest.raises(ScoringError):
+        score_file(detector, source, target, chunk_rows=2, progress=False)
+    assert not target.exists()

@@ -14,6 +14,7 @@ from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_eva
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.production import production_version
+from anomalyflow.registry.store import open_registry
 
 # The holdout metrics DVC shows and compares: a table that fits a terminal.
 HOLDOUT_METRICS = ("auprc", "auroc", "precision", "recall", "f1", "precision_at_alert_budget")
@@ -43,7 +44,7 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
     production_entry = production_version(ctx.schema, params.registry)
     if production_entry is None:
         return _saved(Evaluation(report, None, None), paths)
-    production = AnomalyDetector.load(production_entry.detector_dir)
+    production = open_registry(params.registry).load(production_entry.version)  # verified
     baseline = production.decision_function(holdout.x)
     production_report = evaluate(
         holdout.y, baseline, production.threshold_, params.evaluation, seed=seed

@@ -15,6 +15,7 @@ from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import file_digest
 from anomalyflow.pipeline.production import production_version
+from anomalyflow.registry.store import open_registry
 
 THRESHOLD_SHARE = 0.3  # latest share of the batch's rows, kept apart to fit the threshold
 
@@ -44,8 +45,11 @@ def finetune(ctx: RunContext, batch: Table, source: Path, seed: int | None = Non
     production = None
     if ctx.params.finetune.warm_start == "production":
         production = production_version(ctx.schema, ctx.params.registry)
-    start = production.detector_dir if production else ctx.paths.backbone
-    candidate = AnomalyDetector.load(start, runtime)
+    candidate = (
+        open_registry(ctx.params.registry).load(production.version, runtime)  # verified
+        if production
+        else AnomalyDetector.load(ctx.paths.backbone, runtime)
+    )
     candidate.settings = replace(DetectorSettings.from_params(ctx.params), runtime=runtime)
     checkpoints = ctx.paths.checkpoints if seed is None else None
     candidate.finetune(

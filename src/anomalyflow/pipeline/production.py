@@ -23,4 +23,5 @@ def production_version(schema: Schema, registry: RegistryParams) -> ModelVersion
 def production_detector(schema: Schema, registry: RegistryParams) -> AnomalyDetector | None:
     """The production detector loaded, under the same condition."""
     production = production_version(schema, registry)
-    return AnomalyDetector.load(production.detector_dir) if production else None
+    # Through the registry: its weights are checked against the gate's recorded hash.
+    return open_registry(registry).load(production.version) if production else None

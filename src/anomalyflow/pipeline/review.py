@@ -131,7 +131,7 @@ def _with_production(
     ctx: RunContext, inputs: ReportInputs, production: ModelVersion, x: Any
 ) -> ReportInputs:
     """``inputs`` with production's scores on the same holdout and its decision record."""
-    detector = AnomalyDetector.load(production.detector_dir, ctx.params.runtime)
+    detector = open_registry(ctx.params.registry).load(production.version, ctx.params.runtime)
     return replace(
         inputs,
         production=ScoredModel(
