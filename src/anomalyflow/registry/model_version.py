@@ -66,3 +66,9 @@ def failed_rules(version: ModelVersion) -> list[str]:
     """The gate rules ``version`` failed, from its decision record."""
     decision = json.loads((version.path / "decision.json").read_text())
     return [r["rule"] for r in decision.get("rules", []) if not r.get("passed")]
+
+
+def feature_names(version: ModelVersion) -> tuple[str, ...]:
+    """The columns ``version`` scores, in order, as its detector.json records them."""
+    described = json.loads((version.detector_dir / "detector.json").read_text())
+    return tuple(described["feature_names"])

@@ -40,7 +40,12 @@ from anomalyflow.params import RegistryParams, RuntimeParams
 from anomalyflow.registry.audit import AuditEntry, AuditLog, describe_errors
 from anomalyflow.registry.bento_store import MODEL_NAME, ModelFolders
 from anomalyflow.registry.errors import AuditLogTampered, RegistryConflict, RegistryError
-from anomalyflow.registry.model_version import ModelVersion, describe, failed_rules
+from anomalyflow.registry.model_version import (
+    ModelVersion,
+    describe,
+    failed_rules,
+    feature_names,
+)
 from anomalyflow.registry.state import InvalidTransition, RegistryState, Stage, fold
 from anomalyflow.registry.verify import verified_detector, with_weights_md5
 
@@ -224,6 +229,9 @@ class Registry:
                 f"'{version}' failed the gate ({', '.join(failed) or 'see decision.json'}); "
                 'promote it anyway with --force --reason "..."'
             )
+        other_features = self._features_differ(chosen, seen)
+        if other_features and not force:
+            raise RegistryError(f"{other_features}; promote it anyway with --force --reason")
         verified_detector(chosen.path, version)
         smoke = smoke_test(chosen)
         return self._commit(
@@ -231,12 +239,30 @@ class Registry:
                 "action": "promote",
                 "version": version,
                 "previous_production": seen.production,
-                "forced": force and not chosen.gate_passed,
+                "forced": force and (not chosen.gate_passed or bool(other_features)),
                 "reason": reason,
                 "smoke_test": smoke,
                 "actor": actor,
             },
             expected_revision=seen.revision,
+        )
+
+    def _features_differ(self, chosen: ModelVersion, seen: RegistryState) -> str | None:
+        """Why ``chosen`` scores other columns than production, or None when it does not.
+
+        A model of other features answers traffic it was never trained on: the card
+        model in front of sensor data. Such a promotion must be forced, with a reason.
+        """
+        if seen.production is None:
+            return None
+        production = describe(self.models.get(seen.production), seen)
+        mine, theirs = feature_names(chosen), feature_names(production)
+        if mine == theirs:
+            return None
+        return (
+            f"'{chosen.version}' scores other features than production "
+            f"'{production.version}' ({len(mine)} vs {len(theirs)}: "
+            f"{', '.join(sorted(set(mine) ^ set(theirs))[:5])} differ)"
         )
 
     def rollback(self, reason: str | None = None, actor: str | None = None) -> RegistryState:
