@@ -1,9 +1,11 @@
 """The AnomalyFlow detector: scaling, pretraining, fine-tuning and a separate threshold.
 
-It follows PyOD's contract: ``fit`` returns the detector, ``decision_function`` gives one
-raw score per row (higher = more anomalous), ``predict`` compares with the fitted
-``threshold_``. Saved models load without executing code: weights and scaler in
-safetensors, everything else in JSON.
+It follows PyOD's contract and scikit-learn's estimator API: ``fit`` returns the
+detector, ``decision_function`` gives one raw score per row (higher = more anomalous),
+``predict`` compares with the fitted ``threshold_``; ``get_params``/``set_params`` make
+``clone``, ``Pipeline`` and ``GridSearchCV`` work. The pipeline uses this same class,
+built from the ``params.yaml`` sections in :class:`DetectorSettings`. Saved models load
+without executing code: weights and scaler in safetensors, everything else in JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,109 +24,126 @@ from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save_file as save_tensors
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from anomalyflow.atomic import default_mode
 from anomalyflow.data.scaling import RobustScaler
+from anomalyflow.data.schema import InputError
 from anomalyflow.device import autocast, resolve_device
+from anomalyflow.estimator import ConfiguredEstimator, DetectorSettings, Rows, as_labels, as_rows
 from anomalyflow.evaluation.threshold import fit_threshold, flag
 from anomalyflow.integrity import IntegrityError, record_checksums, verify_checksums
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
-from anomalyflow.params import (
-    FinetuneParams,
-    ModelParams,
-    Params,
-    PretrainParams,
-    RuntimeParams,
-    ThresholdParams,
-    params_from_dict,
-)
+from anomalyflow.params import RuntimeParams, params_from_dict
 from anomalyflow.training.finetune import finetune
 from anomalyflow.training.loop import TrainingStats
 from anomalyflow.training.pretrain import pretrain
+
+__all__ = ["SCORE_BATCH", "AnomalyDetector", "DetectorSettings"]
 
 SCORE_BATCH = 8192
 FORMAT_VERSION = 3  # 3: detector.json records the SHA-256 of the weights and scaler
 MODEL_FILES = ("weights.safetensors", "scaler.safetensors")  # verified on every load
 
 
-@dataclass(frozen=True)
-class DetectorSettings:
-    """The params sections a detector needs, kept together for saving."""
-
-    model: ModelParams
-    pretrain: PretrainParams
-    finetune: FinetuneParams
-    threshold: ThresholdParams
-    runtime: RuntimeParams
-
-    @classmethod
-    def from_params(cls, params: Params) -> DetectorSettings:
-        """The params sections a detector needs, taken from the whole tree."""
-        return cls(params.model, params.pretrain, params.finetune, params.threshold, params.runtime)
-
-
-class AnomalyDetector:
+class AnomalyDetector(ConfiguredEstimator):
     """Pretrain on all rows, fine-tune on the labeled anomalies, threshold separately.
+
+    ``AnomalyDetector()`` trains as ``params.yaml``'s defaults do. ``settings`` holds
+    every section the detector needs (the pipeline builds it from ``params.yaml``); each
+    keyword below left at None takes its value from there.
+
+    Args:
+        settings: The params sections; None: ``params.yaml``'s defaults.
+        pretrained: False trains from scratch on the labels (the benchmark's ablation).
+        label_free: True ignores ``y`` for training and scores by reconstruction alone
+            (the threshold rule still sees ``y`` when it needs labels).
+        hidden_dim: ``model.hidden_dim``, width of the encoder's layers (256).
+        embedding_dim: ``model.embedding_dim``, size of the row embedding (64).
+        pretrain_epochs: ``pretrain.max_epochs`` (100; ``pretrain.max_steps`` caps work).
+        finetune_epochs: ``finetune.max_epochs`` (10).
+        threshold_method: ``threshold.method``: ``alert_rate``, ``false_positive_rate``
+            or ``best_f1`` (``alert_rate``).
+        alert_rate: ``threshold.alert_rate``, share of rows flagged (0.01).
+        false_positive_rate: ``threshold.false_positive_rate``, share of label-0 rows
+            flagged (0.01).
+        device: ``runtime.device``: ``auto``, ``cpu`` or ``cuda`` (``auto``).
+        random_state: ``runtime.seed`` (0): same seed, same model on the CPU.
+        verbose: ``runtime.progress``, progress bars while training (True).
 
     Attributes:
         scaler_: robust scaler fitted on the training rows.
         backbone_: the pretrained backbone (``None`` for the from-scratch ablation).
-        scorer_: the fine-tuned scoring model, ``None`` when no labels were given (the
+        scorer_: the fine-tuned scoring model, ``None`` when no labels were used (the
             reconstruction score is then the anomaly score).
         threshold_: scores at or above it are flagged.
         feature_names_: the columns the detector expects, in order.
+        feature_names_in_: the same as an array, when fit saw column names.
+        n_features_in_: how many columns the detector expects.
         stats_: training statistics per stage.
+        lineage_: hashes of what produced the detector, saved with it.
     """
 
-    def __init__(self, settings: DetectorSettings, pretrained: bool = True) -> None:
-        self.settings = settings
-        self.pretrained = pretrained
-        self.scaler_: RobustScaler | None = None
-        self.backbone_: Backbone | None = None
-        self.scorer_: ScoringModel | None = None
-        self.threshold_: float = float("inf")
-        self.feature_names_: tuple[str, ...] = ()
-        self.stats_: dict[str, TrainingStats] = {}
-        self.lineage_: dict[str, str] = {}  # hashes of what produced it, saved with it
+    # Set by fit (or load), never by __init__, as scikit-learn's clone expects.
+    scaler_: RobustScaler
+    backbone_: Backbone | None
+    scorer_: ScoringModel | None
+    threshold_: float
+    feature_names_: tuple[str, ...]
+    feature_names_in_: np.ndarray
+    n_features_in_: int
+    stats_: dict[str, TrainingStats]
+    lineage_: dict[str, str]
 
     def fit(
         self,
-        x: np.ndarray,
-        y: np.ndarray | None = None,
+        X: Any,
+        y: Any = None,
         feature_names: tuple[str, ...] | None = None,
         checkpoint_dir: Path | None = None,
     ) -> AnomalyDetector:
-        """Pretrain and fine-tune on the same rows ``(rows, features)``, as in the protocol.
+        """Pretrain and fine-tune on the same rows ``X`` ``(rows, features)``.
 
-        ``y`` holds 1 for labeled anomalies and 0 for the rest; without any 1 the
-        detector scores by reconstruction alone. The threshold is fitted on ``x``.
+        ``X`` is a numpy array or a table (pandas, pyarrow), whose column names are kept
+        and checked when scoring. ``y`` holds 1 for labeled anomalies and 0 for the rest;
+        without any 1 (or with ``label_free``) the detector scores by reconstruction
+        alone. The threshold is fitted on ``X``.
         """
-        has_labels = y is not None and bool((y == 1).any())
+        rows = as_rows(X)
+        threshold = self.resolved_settings().threshold  # a bad knob stops before training
+        # Label-free with a label-free threshold rule, y is ignored, as unsupervised
+        # scikit-learn estimators ignore it.
+        ignored = self.label_free and threshold.method == "alert_rate"
+        labels = None if ignored else as_labels(y, len(rows.x))
+        has_labels = labels is not None and bool(labels.any()) and not self.label_free
         if not self.pretrained and not has_labels:
             raise ValueError("the from-scratch variant needs labeled anomalies")
-        self.pretrain(x, feature_names, checkpoint_dir)
+        self.pretrain(rows, feature_names, checkpoint_dir)
         if has_labels:
-            assert y is not None
-            self.finetune(x, y, checkpoint_dir)
-        self.refit_threshold(x, y)
+            assert labels is not None
+            self.finetune(rows.x, labels, checkpoint_dir)
+        self.refit_threshold(rows.x, labels)
         return self
 
     def pretrain(
         self,
-        x: np.ndarray,
+        X: Any,
         feature_names: tuple[str, ...] | None = None,
         checkpoint_dir: Path | None = None,
     ) -> AnomalyDetector:
         """Fit the scaler and, unless this is the ablation, the backbone on unlabeled rows."""
-        self.scaler_ = RobustScaler().fit(x)
-        self.feature_names_ = feature_names or tuple(f"x{j}" for j in range(x.shape[1]))
+        rows = X if isinstance(X, Rows) else as_rows(X)
+        self._set_features(rows, feature_names)
+        self.scaler_ = RobustScaler().fit(rows.x)
+        self.backbone_, self.scorer_, self.stats_ = None, None, {}
         if self.pretrained:
-            s = self.settings
+            s = self.resolved_settings()
             self.backbone_, self.stats_["pretrain"] = pretrain(
-                self.scaler_.transform(x),
+                self.scaler_.transform(rows.x),
                 s.model,
                 s.pretrain,
                 s.runtime,
@@ -134,25 +153,30 @@ class AnomalyDetector:
 
     def finetune(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
+        X: Any,
+        y: Any,
         checkpoint_dir: Path | None = None,
         warm_start: bool = False,
     ) -> AnomalyDetector:
-        """Train the scoring head on rows ``x`` and partial labels ``y`` (at least one 1).
+        """Train the scoring head on rows ``X`` and partial labels ``y`` (at least one 1).
 
         With ``warm_start``, a fine-tuned detector continues from its own scoring model
         (scaler and backbone unchanged) instead of a new head on the backbone.
         """
-        if self.scaler_ is None:
+        if not hasattr(self, "scaler_"):
             raise RuntimeError("pretrain the detector before fine-tuning it")
         if warm_start and self.scorer_ is None:
             raise RuntimeError("a warm start needs a fine-tuned detector")
-        s = self.settings
+        x = self._checked(X)
+        labels = as_labels(y, len(x))
+        if labels is None or labels.min() == 1:
+            # The pairwise loss ranks labeled anomalies above unlabeled rows.
+            raise InputError("y", None, "fine-tuning needs unlabeled (0) rows beside the 1s")
+        s = self.resolved_settings()
         self.scorer_, self.stats_["finetune"] = finetune(
             self.backbone_,
             self.scaler_.transform(x),
-            y,
+            labels,
             s.model,
             s.finetune,
             s.runtime,
@@ -161,17 +185,18 @@ class AnomalyDetector:
         )
         return self
 
-    def refit_threshold(self, x: np.ndarray, y: np.ndarray | None) -> float:
-        """Fit ``threshold_`` on rows ``x`` (and labels, when the method needs them)."""
-        self.threshold_ = fit_threshold(self.decision_function(x), y, self.settings.threshold)
+    def refit_threshold(self, X: Any, y: Any) -> float:
+        """Fit ``threshold_`` on rows ``X`` (and labels, when the method needs them)."""
+        scores = self.decision_function(X)
+        labels = as_labels(y, len(scores))
+        self.threshold_ = fit_threshold(scores, labels, self.resolved_settings().threshold)
         return self.threshold_
 
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: Any) -> np.ndarray:
         """Raw anomaly score per row ``(rows,)``, float64; higher = more anomalous."""
-        if self.scaler_ is None:
-            raise RuntimeError("the detector is not fitted")
+        x = self._checked(X)
         network = self.network()
-        device = resolve_device(self.settings.runtime.device)
+        device = resolve_device(self.resolved_settings().runtime.device)
         if next(network.parameters()).device.type != device.type:
             network.to(device)
         scores = np.empty(len(x), dtype=np.float64)
@@ -182,14 +207,13 @@ class AnomalyDetector:
                 scores[start : start + len(chunk)] = out.float().cpu().numpy()
         return scores
 
-    def feature_contributions(self, x: np.ndarray) -> np.ndarray:
+    def feature_contributions(self, X: Any) -> np.ndarray:
         """How much each feature pushes each row's score up, ``(rows, features)``.
 
         Gradient times input on the scaled features: the robust scaler centres every
         feature on its median, so a contribution is relative to a typical row.
         """
-        if self.scaler_ is None:
-            raise RuntimeError("the detector is not fitted")
+        x = self._checked(X)
         network = self.network()
         scaled = torch.from_numpy(self.scaler_.transform(x)).requires_grad_(True)
         with torch.enable_grad():
@@ -197,52 +221,36 @@ class AnomalyDetector:
         assert scaled.grad is not None
         return (scaled.grad * scaled).detach().numpy().astype(np.float64)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """``True`` where a row is flagged as an anomaly, ``(rows,)``."""
-        return flag(self.decision_function(x), self.threshold_)
+    def predict(self, X: Any) -> np.ndarray:
+        """1 where a row is flagged as an anomaly, else 0; int64 ``(rows,)``."""
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError("the detector has no threshold yet; fit it first")
+        return flag(self.decision_function(X), self.threshold_).astype(np.int64)
 
     def network(self) -> torch.nn.Module:
         """The torch module that maps scaled rows ``(batch, features)`` to scores."""
-        if self.scorer_ is not None:
-            module: torch.nn.Module = self.scorer_
-        elif self.backbone_ is not None:
-            module = _ReconstructionScorer(self.backbone_)
+        scorer, backbone = getattr(self, "scorer_", None), getattr(self, "backbone_", None)
+        if scorer is not None:
+            module: torch.nn.Module = scorer
+        elif backbone is not None:
+            module = _ReconstructionScorer(backbone)
         else:
             raise RuntimeError("the detector is not fitted")
         # eval() and to() walk every submodule: a third of a single-row call; skip no-ops.
         return module.eval() if any(m.training for m in module.modules()) else module
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path | str) -> None:
         """Write ``weights.safetensors``, ``scaler.safetensors`` and ``detector.json``.
 
         The folder appears whole or not at all: files go to a temporary sibling that is
         renamed into place, replacing an earlier save.
         """
-        if self.scaler_ is None:
-            raise RuntimeError("the detector is not fitted")
+        check_is_fitted(self)
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
-            tensors = {
-                f"backbone.{k}": v
-                for k, v in (self.backbone_.state_dict().items() if self.backbone_ else [])
-            }
-            if self.scorer_ is not None:
-                tensors |= {
-                    f"scorer.encoder.{k}": v for k, v in self.scorer_.encoder.state_dict().items()
-                }
-                tensors |= {
-                    f"scorer.head.{k}": v for k, v in self.scorer_.head.state_dict().items()
-                }
-                if self.scorer_.linear is not None:
-                    tensors |= {
-                        f"scorer.linear.{k}": v for k, v in self.scorer_.linear.state_dict().items()
-                    }
-            save_tensors(
-                {k: v.contiguous() for k, v in tensors.items()},
-                str(staging / "weights.safetensors"),
-            )
+            save_tensors(_weights(self), str(staging / "weights.safetensors"))
             save_arrays(self.scaler_.state(), str(staging / "scaler.safetensors"))
             description = self.describe() | {"checksums": record_checksums(staging, MODEL_FILES)}
             (staging / "detector.json").write_text(json.dumps(description, indent=2))
@@ -259,11 +267,13 @@ class AnomalyDetector:
         return {
             "format_version": FORMAT_VERSION,
             "feature_names": list(self.feature_names_),
-            "threshold": self.threshold_,
+            "named_features": hasattr(self, "feature_names_in_"),
+            "threshold": getattr(self, "threshold_", float("inf")),
             "pretrained": self.pretrained,
+            "label_free": self.label_free,
             "fine_tuned": self.scorer_ is not None,
-            "settings": asdict(self.settings),
-            "lineage": self.lineage_,
+            "settings": asdict(self.resolved_settings()),
+            "lineage": getattr(self, "lineage_", {}),
             "training": {
                 k: asdict(v) | {"rows_per_second": v.rows_per_second}
                 for k, v in self.stats_.items()
@@ -271,7 +281,7 @@ class AnomalyDetector:
         }
 
     @classmethod
-    def load(cls, directory: Path, runtime: RuntimeParams | None = None) -> AnomalyDetector:
+    def load(cls, directory: Path | str, runtime: RuntimeParams | None = None) -> AnomalyDetector:
         """Rebuild a saved detector; ``runtime`` overrides the saved device settings."""
         directory = Path(directory)
         meta = _read_description(directory / "detector.json")
@@ -283,37 +293,73 @@ class AnomalyDetector:
             )
         verify_checksums(directory, meta.get("checksums"), MODEL_FILES)
         parsed = params_from_dict(meta["settings"], directory / "detector.json")
-        settings = DetectorSettings(
-            parsed.model,
-            parsed.pretrain,
-            parsed.finetune,
-            parsed.threshold,
-            runtime or parsed.runtime,
+        settings = DetectorSettings.from_params(parsed)
+        if runtime is not None:
+            settings = replace(settings, runtime=runtime)
+        detector = cls(
+            settings,
+            pretrained=meta["pretrained"],
+            label_free=bool(meta.get("label_free", False)),
         )
-        detector = cls(settings, pretrained=meta["pretrained"])
-        detector.feature_names_ = tuple(meta["feature_names"])
+        names = tuple(meta["feature_names"])
+        detector.feature_names_, detector.n_features_in_ = names, len(names)
+        if meta.get("named_features", True):
+            detector.feature_names_in_ = np.asarray(names, dtype=object)
         detector.threshold_ = float(meta["threshold"])
         detector.lineage_ = dict(meta.get("lineage", {}))
+        detector.stats_ = {}
         detector.scaler_ = RobustScaler.from_state(
             load_arrays(str(directory / "scaler.safetensors"))
         )
         tensors = load_tensors(str(directory / "weights.safetensors"))
-        n_features, m = len(detector.feature_names_), settings.model
-        if detector.pretrained:
-            detector.backbone_ = Backbone(n_features, m.hidden_dim, m.embedding_dim)
-            detector.backbone_.load_state_dict(_section(tensors, "backbone."))
-            detector.backbone_.eval()
-        if meta["fine_tuned"]:
-            encoder = TabularEncoder(n_features, m.hidden_dim, m.embedding_dim)
-            encoder.load_state_dict(_section(tensors, "scorer.encoder."))
-            head = ScoringHead(m.embedding_dim, m.head_hidden_dim)
-            head.load_state_dict(_section(tensors, "scorer.head."))
-            linear = None
-            if linear_state := _section(tensors, "scorer.linear."):
-                linear = LinearScore(n_features)
-                linear.load_state_dict(linear_state)
-            detector.scorer_ = ScoringModel(detector.backbone_, encoder, head, linear).eval()
+        detector.backbone_, detector.scorer_ = _networks(
+            tensors, len(names), settings, detector.pretrained, bool(meta["fine_tuned"])
+        )
         return detector
+
+
+def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
+    """Every network tensor under a prefix naming its part, contiguous for safetensors."""
+    parts: dict[str, torch.nn.Module | None] = {"backbone": detector.backbone_}
+    if detector.scorer_ is not None:
+        parts |= {
+            "scorer.encoder": detector.scorer_.encoder,
+            "scorer.head": detector.scorer_.head,
+            "scorer.linear": detector.scorer_.linear,
+        }
+    return {
+        f"{prefix}.{k}": v.contiguous()
+        for prefix, module in parts.items()
+        if module is not None
+        for k, v in module.state_dict().items()
+    }
+
+
+def _networks(
+    tensors: dict[str, torch.Tensor],
+    n_features: int,
+    settings: DetectorSettings,
+    pretrained: bool,
+    fine_tuned: bool,
+) -> tuple[Backbone | None, ScoringModel | None]:
+    """The backbone and scoring model rebuilt from saved tensors, in eval mode."""
+    m = settings.model
+    backbone = None
+    if pretrained:
+        backbone = Backbone(n_features, m.hidden_dim, m.embedding_dim)
+        backbone.load_state_dict(_section(tensors, "backbone."))
+        backbone.eval()
+    if not fine_tuned:
+        return backbone, None
+    encoder = TabularEncoder(n_features, m.hidden_dim, m.embedding_dim)
+    encoder.load_state_dict(_section(tensors, "scorer.encoder."))
+    head = ScoringHead(m.embedding_dim, m.head_hidden_dim)
+    head.load_state_dict(_section(tensors, "scorer.head."))
+    linear = None
+    if linear_state := _section(tensors, "scorer.linear."):
+        linear = LinearScore(n_features)
+        linear.load_state_dict(linear_state)
+    return backbone, ScoringModel(backbone, encoder, head, linear).eval()
 
 
 class _ReconstructionScorer(torch.nn.Module):

@@ -101,7 +101,7 @@ def threshold(
 
     params = load_params(params_path)
     detector = AnomalyDetector.load(model)
-    detector.settings = replace(detector.settings, threshold=params.threshold)
+    detector.settings = replace(detector.resolved_settings(), threshold=params.threshold)
     configured_roles = schema_from(params.data)
 
     def role(given: str | None, default: str | None) -> str | None:
