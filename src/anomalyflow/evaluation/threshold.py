@@ -9,6 +9,7 @@ scikit-learn's ``precision_recall_curve`` and ``roc_curve``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -75,6 +76,93 @@ def fit_threshold(scores: ArrayLike, labels: ArrayLike | None, params: Threshold
             raise ValueError("threshold method 'best_f1' needs at least one label-1 row")
         return _best_f1_threshold(values, truth)
     raise ValueError(f"unknown threshold method '{params.method}'")
+
+
+PER_ROWS = 10_000  # alerts are counted per this many rows
+LOW_RECALL_CEILING = 0.5  # below it, a rule that caps recall gets a warning
+
+
+@dataclass(frozen=True)
+class ThresholdImplication:
+    """What a threshold rule means in alerts, and the recall it leaves reachable.
+
+    Attributes:
+        method: ``threshold.method``.
+        anomaly_rate: share of label-1 rows the rule is judged against (the holdout's).
+        alerts_per_10k: rows flagged per 10,000 (``alert_rate``); None where the scores
+            decide (``false_positive_rate``, ``best_f1``).
+        false_alerts_per_10k: normal rows flagged per 10,000 (``false_positive_rate``).
+        recall_ceiling: the highest recall the rule allows; 1.0 where it sets no cap.
+    """
+
+    method: str
+    anomaly_rate: float
+    alerts_per_10k: float | None
+    false_alerts_per_10k: float | None
+    recall_ceiling: float
+
+    @property
+    def caps_recall(self) -> bool:
+        """Whether the rule alone keeps recall below one half."""
+        return self.recall_ceiling < LOW_RECALL_CEILING
+
+    def lines(self) -> list[str]:
+        """The implication in words; the last line is a warning when the rule caps recall."""
+        rate = self.anomaly_rate
+        holdout = (
+            f"the holdout has {rate * PER_ROWS:,.0f} anomalies per {PER_ROWS:,} rows ({rate:.1%})"
+        )
+        if self.alerts_per_10k is not None:
+            said = (
+                f"threshold: alert_rate flags {self.alerts_per_10k:,.0f} of every {PER_ROWS:,} "
+                f"rows; {holdout}, so recall can reach at most {self.recall_ceiling:.2f}"
+            )
+        elif self.false_alerts_per_10k is not None:
+            said = (
+                f"threshold: false_positive_rate flags about {self.false_alerts_per_10k:,.0f} "
+                f"normal rows per {PER_ROWS:,} plus the anomalies it catches; {holdout}; "
+                "no cap on recall"
+            )
+        else:
+            said = (
+                "threshold: best_f1 takes the score that maximises F1 on labeled rows, so the "
+                f"alert count follows from the scores; {holdout}; no cap on recall"
+            )
+        if not self.caps_recall:
+            return [said]
+        return [
+            said,
+            f"warning: the threshold rule caps recall at {self.recall_ceiling:.2f}; raise "
+            f"threshold.alert_rate toward the anomaly rate ({self.anomaly_rate:.3g}) or use "
+            "method false_positive_rate or best_f1 (params.yaml explains them)",
+        ]
+
+
+def explain_threshold(params: ThresholdParams, anomaly_rate: float) -> ThresholdImplication:
+    """What ``params``' rule implies where ``anomaly_rate`` of the rows are anomalies.
+
+    ``alert_rate`` flags a fixed share of rows, so when anomalies are more common than
+    that share, most of them cannot be flagged: recall is at most
+    ``alert_rate / anomaly_rate``. The other two rules follow the labels and set no cap.
+
+    Args:
+        params: The ``threshold`` section of ``params.yaml``.
+        anomaly_rate: Share of label-1 rows in ``[0, 1]``, e.g. the holdout's.
+
+    Raises:
+        ValueError: ``anomaly_rate`` outside ``[0, 1]``.
+    """
+    if not 0.0 <= anomaly_rate <= 1.0:
+        raise ValueError(f"anomaly_rate must be in [0, 1], got {anomaly_rate}")
+    alerts = false_alerts = None
+    ceiling = 1.0
+    if params.method == "alert_rate":
+        alerts = params.alert_rate * PER_ROWS
+        if anomaly_rate > 0:
+            ceiling = min(1.0, params.alert_rate / anomaly_rate)
+    elif params.method == "false_positive_rate":
+        false_alerts = params.false_positive_rate * (1.0 - anomaly_rate) * PER_ROWS
+    return ThresholdImplication(params.method, anomaly_rate, alerts, false_alerts, ceiling)
 
 
 def check_scores(scores: ArrayLike) -> NDArray[np.float64]:
