@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from anomalyflow.cli import benchmarks, pipeline, registry, serving
+from anomalyflow.cli import benchmarks, init, pipeline, registry, serving
 from anomalyflow.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(serving.app)
 app.add_typer(benchmarks.app)
+app.add_typer(init.app)
 
 
 @app.callback()
