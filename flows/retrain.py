@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from anomalyflow.data.loaders import Table, read_table, require_file
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import quiet_refusal_tracebacks
+from anomalyflow.notify import notify
 from anomalyflow.pipeline import drift, evaluate, finetune, gate, pretrain, register, validate
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import check_key, training_digest
@@ -46,6 +47,7 @@ gate_task = task(name="gate", cache_policy=NO_CACHE)(gate.gate)
 register_task = task(name="register", cache_policy=NO_CACHE)(register.register)
 report_task = task(name="report", cache_policy=NO_CACHE)(build_review_page)
 
+NOTIFIED_OUTCOMES = ("promoted", "rejected-by-gate", "registered")  # decisions people act on
 PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 NOTHING_CHANGED = "nothing changed since the last run: same batch, params and reference data"
 
@@ -62,8 +64,17 @@ def retrain(
     clock = Stopwatch()
     with clock.lap("prepare"):
         ctx = RunContext.prepare(params_file)  # the reference and holdout the batch is judged by
+    batch_path = Path(batch) if batch else ctx.paths.batch
     with exclusive_run(ctx.paths):
-        summary = _retrain(ctx, Path(batch) if batch else ctx.paths.batch, clock, force)
+        try:
+            summary = _retrain(ctx, batch_path, clock, force)
+        except Exception as error:
+            notify(ctx.params.notify, "run-failed", batch=batch_path, error=str(error))
+            raise
+    if summary.outcome in NOTIFIED_OUTCOMES:
+        page = summary.reports.get("review page")
+        details = {"version": summary.registered, "reason": summary.reason, "review_page": page}
+        notify(ctx.params.notify, summary.outcome, **details)
     return _published(summary)
 
 
@@ -78,6 +89,15 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
     table = read_table(batch_path, ctx.schema)
     with clock.lap("drift"):
         drifted = drift_task(ctx, table)
+    if drifted.drift_detected:
+        columns = list(drifted.drifted_columns)
+        notify(
+            ctx.params.notify,
+            "drift",
+            batch=batch_path,
+            share=drifted.share_drifted,
+            columns=columns,
+        )
     with clock.lap("window"):  # whatever the policy decides: nothing is lost
         window_task(ctx.paths, table, checked[0])
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)

@@ -12,6 +12,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
+from anomalyflow.notify import notify
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.register import promote
 from anomalyflow.registry.store import open_registry
@@ -85,6 +86,7 @@ def _wait_for_review(ctx: RunContext, version: str, page: Path) -> Review:
         description="Open it before you approve or reject the candidate.",
     )
     get_run_logger().warning("%s", request.replace("**", ""))
+    notify(ctx.params.notify, "approval-waiting", version=version, review_page=page)
     try:
         review: Review = pause_flow_run(
             wait_for_input=Review.with_initial_data(description=request),

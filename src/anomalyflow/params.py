@@ -325,6 +325,14 @@ class ServingParams:
 
 
 @dataclass(frozen=True, config=_CONFIG)
+class NotifyParams:
+    """Where events go: promotions, rollbacks, rejections, approvals waiting, drift, failures."""
+
+    webhook_url: StrictStr = ""  # POSTed one JSON event each; empty: no notifications
+    timeout_seconds: Positive = 5.0  # a slow receiver never holds a run longer than this
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class Params:
     """Every knob of AnomalyFlow, one section per stage."""
 
@@ -345,6 +353,7 @@ class Params:
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
     registry: RegistryParams = field(default_factory=RegistryParams)
     serving: ServingParams = field(default_factory=ServingParams)
+    notify: NotifyParams = field(default_factory=NotifyParams)
 
 
 _PARAMS = TypeAdapter(Params)

@@ -39,13 +39,18 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook: tuple[str, list[dict[str, object]]],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(SMALL)
+    url, events = webhook
+    Path("params.yaml").write_text(SMALL + f"notify: {{webhook_url: '{url}'}}\n")
 
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 0, result.output
+    assert [e["event"] for e in events] == ["promoted"]  # one event, naming the version
+    assert events[0]["version"] and events[0]["review_page"]
     assert "auprc" in result.output and "Time per step" in result.output
     evaluation = json.loads(Path("artifacts/evaluation.json").read_text())
     assert evaluation["rows"] == 3000

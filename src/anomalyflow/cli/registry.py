@@ -100,10 +100,14 @@ def rollback(
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Restore the previous production version in one step."""
-    registry = open_configured_registry(load_params(params_path))
+    from anomalyflow.notify import notify
+
+    params = load_params(params_path)
+    registry = open_configured_registry(params)
     state = registry.rollback(reason=reason)
     left = registry.history()[-1]["previous_production"]  # as the rollback recorded it
     typer.echo(f"{state.production} is production again; {left} archived.")
+    notify(params.notify, "rollback", version=state.production, replaced=left, reason=reason)
 
 
 @app.command()
