@@ -20,6 +20,7 @@ from anomalyflow.cli.registry import open_configured_registry
 from anomalyflow.params import load_params
 
 app = typer.Typer()
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # reachable from this machine only
 
 
 @app.command()
@@ -44,6 +45,9 @@ def serve(
     if version is not None:
         version = registry.resolve(version)  # a typo is one line here, not a failed start
     host, port = host or params.serving.host, port or params.serving.port
+    token_variable = params.serving.api_token_env
+    if host not in LOOPBACK and not os.environ.get(token_variable):
+        fail(f"serving on {host} needs a token: set {token_variable} (clients send it as Bearer)")
     command = service_command(host, port)
     typer.echo(f"Serving on http://{host}:{port}")
     os.execve(command[0], command, service_environment(registry.home, params_path, version))
