@@ -27,6 +27,12 @@ class ExpectationOutcome:
     observed: Any
     success: bool
 
+    def describe(self) -> str:
+        """A line a person can act on."""
+        where = f"column '{self.column}'" if self.column else "table"
+        verdict = "passed" if self.success else "failed"
+        return f"{where}: {self.expectation} {self.rule} {verdict} (observed: {self.observed})"
+
 
 def outcomes_from_gx(result: dict[str, Any]) -> tuple[ExpectationOutcome, ...]:
     """The outcomes in a GX suite validation result, in the suite's order.

@@ -45,29 +45,18 @@ _NUMERIC_TYPES = [
 
 
 @dataclass(frozen=True)
-class FailedExpectation:
-    """One broken rule: which expectation, on which column, and what was seen."""
-
-    expectation: str
-    column: str | None
-    rule: dict[str, Any]
-    observed: Any
-
-    def describe(self) -> str:
-        """A line a person can act on."""
-        where = f"column '{self.column}'" if self.column else "table"
-        return f"{where}: {self.expectation} {self.rule} failed (observed: {self.observed})"
-
-
-@dataclass(frozen=True)
 class ValidationResult:
     """The outcome of validating one batch."""
 
     success: bool
     evaluated: int
-    failures: tuple[FailedExpectation, ...]
     data_docs: Path | None
     outcomes: tuple[ExpectationOutcome, ...] = ()  # every expectation, passed or not
+
+    @property
+    def failures(self) -> tuple[ExpectationOutcome, ...]:
+        """The broken rules, in the suite's order."""
+        return tuple(o for o in self.outcomes if not o.success)
 
 
 class DataValidationError(Refusal):
@@ -198,16 +187,10 @@ def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     run = next(iter(outcome.run_results.values()))
     outcomes = outcomes_from_gx(run.to_json_dict())
-    failures = tuple(
-        FailedExpectation(o.expectation, o.column, o.rule, o.observed)
-        for o in outcomes
-        if not o.success
-    )
     docs = project_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     result = ValidationResult(
         success=outcome.success,
         evaluated=len(run.results),
-        failures=failures,
         data_docs=docs if docs.exists() else None,
         outcomes=outcomes,
     )
