@@ -11,7 +11,6 @@ the same :class:`~anomalyflow.data.schema.InputError` the command line gives.
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,11 +95,7 @@ def resolve_settings(base: DetectorSettings | None, knobs: Mapping[str, Any]) ->
 
 def _plain(value: Any) -> Any:
     """numpy scalars (from ``np.arange`` grids) as Python ones, which strict params take."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
-        return int(value)
-    return value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -141,6 +136,7 @@ def as_rows(X: Any) -> Rows:
 
 
 def _frame_rows(frame: pd.DataFrame) -> Rows:
+    """A table's rows through the loaders' checks; non-string column labels are not names."""
     _check_shape(frame.shape)
     columns = list(frame.columns)
     named = all(isinstance(c, str) for c in columns)
