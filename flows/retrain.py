@@ -167,6 +167,7 @@ def _train_and_decide(
         metrics=summary_metrics(evaluation.candidate) or {},
         production_metrics=summary_metrics(evaluation.production),
         registered=registered,
+        notes=record["threshold_implication"]["lines"],
         reports={  # this run's own copies: a later run never overwrites them
             "review page": str(page),
             "validation": str(page.parent / "validation.html"),

@@ -51,6 +51,12 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
     assert result.exit_code == 0, result.output
     assert [e["event"] for e in events] == ["promoted"]  # one event, naming the version
     assert events[0]["version"] and events[0]["review_page"]
+    implication = json.loads(Path("artifacts/decision.json").read_text())["threshold_implication"]
+    # 1% of rows flagged against a 2% anomaly rate: half the anomalies at most, and said.
+    assert implication["alerts_per_10k"] == pytest.approx(100)
+    assert 0 < implication["recall_ceiling"] < 1 and implication["lines"][0] in result.output
+    page = Path(events[0]["review_page"]).read_text()
+    assert "id='threshold'" in page
     assert "auprc" in result.output and "Time per step" in result.output
     evaluation = json.loads(Path("artifacts/evaluation.json").read_text())
     assert evaluation["rows"] == 3000

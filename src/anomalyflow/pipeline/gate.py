@@ -9,6 +9,7 @@ from typing import Any
 from anomalyflow.atomic import write_json
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.evaluation.gates import GateDecision, apply_policy
+from anomalyflow.evaluation.threshold import explain_threshold
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.evaluate import Evaluation
 from anomalyflow.pipeline.lineage import file_digest, git_commit
@@ -34,6 +35,7 @@ def gate(
             "candidate_weights_md5": file_digest(paths.candidate / "weights.safetensors"),
             "holdout_md5": file_digest(paths.holdout),
         },
+        "threshold_implication": _threshold_implication(ctx, evaluation),
         "params": asdict(ctx.params),
         "git_commit": git_commit(),
         "prefect_run_id": run_id,
@@ -42,3 +44,13 @@ def gate(
     verdicts = {rule.rule: rule.value for rule in decision.rules}
     write_json(paths.metrics / "gate.json", {"approved": decision.approved} | verdicts)
     return decision, record
+
+
+def _threshold_implication(ctx: RunContext, evaluation: Evaluation) -> dict[str, Any]:
+    """What the threshold rule means on this holdout: alerts, and the recall it allows."""
+    report = evaluation.candidate
+    implication = explain_threshold(ctx.params.threshold, report.positives / report.rows)
+    return asdict(implication) | {
+        "caps_recall": implication.caps_recall,
+        "lines": implication.lines(),
+    }

@@ -44,10 +44,11 @@ class RunSummary:
     registered: str | None = None
     reports: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. what the threshold rule implies
 
     def lines(self) -> list[str]:
         """The console summary: decision, metrics beside production's, times, reports."""
-        lines = [f"\nDecision: {self.outcome} ({self.reason})"]
+        lines = [f"\nDecision: {self.outcome} ({self.reason})", *self.notes]
         if self.metrics:
             lines.append(f"  {'metric':<28}{'candidate':>10}{'production':>12}")
             for key, value in self.metrics.items():

@@ -152,9 +152,20 @@ AUROC {evaluation["auroc"]:.4f}.</p>
 <table><tr><th>candidate</th><th>flagged</th><th>not flagged</th></tr>
 <tr><td>anomaly</td><td>{matrix["tp"]}</td><td>{matrix["fn"]}</td></tr>
 <tr><td>normal</td><td>{matrix["fp"]}</td><td>{matrix["tn"]}</td></tr></table>
+{_threshold_note(inputs.decision)}
 <img alt="precision-recall and ROC curves" src="{curves_png(labels, models)}">
 <img alt="score histograms for normals and anomalies" src="{histograms_png(labels, models)}">
 </section>"""
+
+
+def _threshold_note(decision: dict[str, Any] | None) -> str:
+    """What the threshold rule implies (alerts, recall ceiling), warned when it caps recall."""
+    implication = (decision or {}).get("threshold_implication")
+    if not implication:
+        return ""
+    kind = "fail" if implication.get("caps_recall") else ""
+    said = " ".join(html.escape(line) for line in implication["lines"])
+    return f"<p id='threshold' class='{kind}'>Threshold: {said}</p>"
 
 
 def _changes_section(inputs: ReportInputs) -> str:
