@@ -7,7 +7,7 @@ the file. The output appears whole or not at all: a bad chunk halfway leaves not
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,39 +146,95 @@ def shadow_compare(
     candidate: AnomalyDetector,
     source: Path,
     chunk_rows: int,
+    columns: tuple[str | None, str | None] = (None, None),
     examples: int = 20,
 ) -> dict[str, Any]:
-    """Where production and a candidate disagree at their own thresholds on one batch."""
+    """Where production and a candidate disagree at their own thresholds on one batch.
+
+    ``columns`` names the id and label columns (``data.id``, ``data.label``): examples
+    name rows by id where the file has one, and where it has labels both models'
+    precision and recall on them are added.
+    """
     if set(candidate.feature_names_) != set(production.feature_names_):
         raise InputError(source, None, "production and candidate use different features")
     reorder = [production.feature_names_.index(f) for f in candidate.feature_names_]
-    counts = {"both": 0, "production_only": 0, "candidate_only": 0, "neither": 0}
-    disagreements: list[dict[str, Any]] = []
-    offset = 0
-    for _, x in read_chunks(source, production.feature_names_, chunk_rows):
+    tally = _ShadowTally(*columns, examples=examples)
+    for other, x in read_chunks(source, production.feature_names_, chunk_rows):
         p_scores = production.decision_function(x)
         c_scores = candidate.decision_function(x[:, reorder])
-        p_flags, c_flags = p_scores >= production.threshold_, c_scores >= candidate.threshold_
-        counts["both"] += int((p_flags & c_flags).sum())
-        counts["production_only"] += int((p_flags & ~c_flags).sum())
-        counts["candidate_only"] += int((~p_flags & c_flags).sum())
-        counts["neither"] += int((~p_flags & ~c_flags).sum())
-        for row in np.flatnonzero(p_flags != c_flags)[: max(0, examples - len(disagreements))]:
-            disagreements.append(
+        tally.add(other, (p_scores, c_scores), (production.threshold_, candidate.threshold_))
+    return tally.summary()
+
+
+@dataclass
+class _ShadowTally:
+    """Counts of who flags what, example disagreements, and hits where labels exist."""
+
+    id_column: str | None
+    label_column: str | None
+    examples: int
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("both", "production_only", "candidate_only", "neither"), 0
+        )
+    )
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    hits: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tp, fp, fn
+    offset: int = 0
+
+    def add(
+        self,
+        other: pd.DataFrame,
+        scores: tuple[np.ndarray, np.ndarray],
+        thresholds: tuple[float, float],
+    ) -> None:
+        p_flags, c_flags = scores[0] >= thresholds[0], scores[1] >= thresholds[1]
+        self.counts["both"] += int((p_flags & c_flags).sum())
+        self.counts["production_only"] += int((p_flags & ~c_flags).sum())
+        self.counts["candidate_only"] += int((~p_flags & c_flags).sum())
+        self.counts["neither"] += int((~p_flags & ~c_flags).sum())
+        ids = other.get(self.id_column) if self.id_column else None
+        for row in np.flatnonzero(p_flags != c_flags)[
+            : max(0, self.examples - len(self.disagreements))
+        ]:
+            self.disagreements.append(
                 {
-                    "row": offset + int(row),
-                    "production_score": float(p_scores[row]),
-                    "candidate_score": float(c_scores[row]),
+                    "row": self.offset + int(row),
+                    "id": None if ids is None else _plain(ids.iloc[row]),
+                    "production_score": float(scores[0][row]),
+                    "candidate_score": float(scores[1][row]),
                     "flagged_by": "production" if p_flags[row] else "candidate",
                 }
             )
-        offset += len(x)
-    rows = sum(counts.values())
+        if self.label_column in other:
+            truth = other[self.label_column].to_numpy() == 1
+            for name, flags in (("production", p_flags), ("candidate", c_flags)):
+                seen = self.hits.setdefault(name, {"tp": 0, "fp": 0, "fn": 0})
+                seen["tp"] += int((flags & truth).sum())
+                seen["fp"] += int((flags & ~truth).sum())
+                seen["fn"] += int((~flags & truth).sum())
+        self.offset += len(other)
+
+    def summary(self) -> dict[str, Any]:
+        rows = sum(self.counts.values())
+        disagreeing = self.counts["production_only"] + self.counts["candidate_only"]
+        return {
+            "rows": rows,
+            "flags": self.counts,
+            "disagreement_rate": disagreeing / rows if rows else 0.0,
+            "examples": self.disagreements,
+            "on_labels": {name: _precision_recall(h) for name, h in self.hits.items()} or None,
+        }
+
+
+def _precision_recall(hits: dict[str, int]) -> dict[str, float]:
+    flagged, anomalies = hits["tp"] + hits["fp"], hits["tp"] + hits["fn"]
     return {
-        "rows": rows,
-        "flags": counts,
-        "disagreement_rate": (counts["production_only"] + counts["candidate_only"]) / rows
-        if rows
-        else 0.0,
-        "examples": disagreements,
+        "precision": hits["tp"] / flagged if flagged else 0.0,
+        "recall": hits["tp"] / anomalies if anomalies else 0.0,
     }
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes (ids may be numbers or text)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -9,6 +9,7 @@ from typing import Any
 from anomalyflow.atomic import write_json
 from anomalyflow.params import Params
 from anomalyflow.paths import ArtifactPaths
+from anomalyflow.pipeline.data import schema_from
 from anomalyflow.registry.store import RegistryError, open_registry
 from anomalyflow.scoring import shadow_compare
 
@@ -21,6 +22,7 @@ def shadow(
     The comparison is written to ``artifacts/shadow.json``; every review page written
     from then on shows it.
     """
+    schema = schema_from(params.data)
     registry = open_registry(params.registry)
     production = registry.production()
     if production is None:
@@ -41,6 +43,7 @@ def shadow(
         registry.load(candidate),
         batch,
         params.serving.chunk_rows,
+        columns=(schema.id, schema.label),
     )
     write_json(paths.shadow, comparison, default=str)
     return comparison

@@ -214,7 +214,8 @@ def _shadow_section(shadow: dict[str, Any] | None) -> str:
         return ""
     flags = shadow["flags"]
     rows = "".join(
-        f"<tr><td>{e['row']}</td><td>{e['production_score']:.4g}</td>"
+        f"<tr><td>{html.escape(str(e['row'] if e.get('id') is None else e['id']))}</td>"
+        f"<td>{e['production_score']:.4g}</td>"
         f"<td>{e['candidate_score']:.4g}</td><td>{html.escape(e['flagged_by'])}</td></tr>"
         for e in shadow["examples"]
     )
@@ -225,9 +226,22 @@ def _shadow_section(shadow: dict[str, Any] | None) -> str:
         f"<code>{html.escape(shadow['input'])}</code>: both flag {flags['both']}, only "
         f"production {flags['production_only']}, only the candidate "
         f"{flags['candidate_only']} (disagreement {shadow['disagreement_rate']:.2%}).</p>"
-        "<table><tr><th>row</th><th>production score</th><th>candidate score</th>"
+        f"{_shadow_on_labels(shadow.get('on_labels'))}"
+        "<table><tr><th>row (or id)</th><th>production score</th><th>candidate score</th>"
         f"<th>flagged by</th></tr>{rows}</table></section>"
     )
+
+
+def _shadow_on_labels(on_labels: dict[str, dict[str, float]] | None) -> str:
+    """Both models' precision and recall on the batch's own labels, where it has them."""
+    if not on_labels:
+        return ""
+    cells = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td></tr>"
+        for name, m in on_labels.items()
+    )
+    head = "<tr><th>on the batch's labels</th><th>precision</th><th>recall</th></tr>"
+    return f"<table>{head}{cells}</table>"
 
 
 def _lineage_section(inputs: ReportInputs) -> str:
