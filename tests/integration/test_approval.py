@@ -84,4 +84,4 @@ def _assert_the_pause_links_the_review_page(api_url: str, run_id: str, registry:
     links = prefect_api(
         api_url, "artifacts/filter", {"artifacts": {"key": {"any_": ["review-page"]}}}
     )
-    assert [a["data"] for a in links] == [pages[0].resolve().as_uri()]
+    assert len(links) == 1 and pages[0].resolve().as_uri() in str(links[0]["data"])

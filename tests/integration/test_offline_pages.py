@@ -20,8 +20,12 @@ from tests.integration.test_review_page import (
 )
 
 runner = CliRunner()
-# Retrains (a fine-tuning knob changed) and fails the gate's AUPRC floor.
-CHANGED = SMALL.replace("max_epochs: 5", "max_epochs: 4") + "gate: {min_auprc: 0.99}\n"
+# Retrains to other weights (fine-tuning knobs changed; max_steps alone caps max_epochs)
+# and fails the gate's AUPRC floor.
+CHANGED = (
+    SMALL.replace("max_epochs: 5", "max_epochs: 4, learning_rate: 0.003")
+    + "gate: {min_auprc: 0.99}\n"
+)
 
 
 def _digest(folder: Path) -> dict[str, str]:
