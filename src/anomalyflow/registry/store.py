@@ -30,12 +30,11 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from anomalyflow.detector import AnomalyDetector
 from anomalyflow.params import RegistryParams, RuntimeParams
 from anomalyflow.registry.audit import AuditEntry, AuditLog, describe_errors
 from anomalyflow.registry.bento_store import MODEL_NAME, ModelFolders
@@ -48,6 +47,9 @@ from anomalyflow.registry.model_version import (
 )
 from anomalyflow.registry.state import InvalidTransition, RegistryState, Stage, fold
 from anomalyflow.registry.verify import verified_detector, with_weights_md5
+
+if TYPE_CHECKING:  # torch loads only where a model does: listing stays quick
+    from anomalyflow.detector import AnomalyDetector
 
 __all__ = [
     "MODEL_NAME",
@@ -175,6 +177,8 @@ class Registry:
                 scores through HTTP and in process.
         """
         self.state()  # a log that fails verification is refused before anything is stored
+        from anomalyflow.detector import AnomalyDetector
+
         AnomalyDetector.load(candidate_dir)  # its own checksums, before anything is stored
         decision = with_weights_md5(decision, candidate_dir)
         lineage = decision["lineage"]

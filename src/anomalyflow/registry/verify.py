@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anomalyflow.detector import AnomalyDetector
 from anomalyflow.integrity import IntegrityError
 from anomalyflow.params import RuntimeParams
+
+if TYPE_CHECKING:  # torch loads only where a model does
+    from anomalyflow.detector import AnomalyDetector
 
 WEIGHTS = "weights.safetensors"
 WEIGHTS_MD5 = "candidate_weights_md5"  # the key the gate writes in decision.json's lineage
@@ -69,6 +71,8 @@ def verified_detector(
                 f"{detector_dir / WEIGHTS}: MD5 {actual} differs from the {recorded} "
                 "recorded when it passed the gate (the file is corrupted or was replaced)"
             )
+        from anomalyflow.detector import AnomalyDetector
+
         return AnomalyDetector.load(detector_dir, runtime)
     except (IntegrityError, OSError) as failed:
         raise IntegrityError(f"version '{version}' fails verification: {failed}") from None

@@ -39,3 +39,13 @@ def test_promoting_a_model_of_other_features_needs_force_and_a_reason(
     registry.promote(sensor, _passed, force=True, reason="the sensor project, on purpose")
     assert registry.state().production == sensor
     assert registry.history()[-1]["forced"] is True
+
+
+def test_listing_the_registry_loads_no_torch() -> None:
+    """`models` took 9-17 s, most of it importing torch and scikit-learn to list JSON."""
+    import subprocess
+    import sys
+
+    probe = "import sys, anomalyflow.registry.store; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
