@@ -1,1 +1,2 @@
-"""Prefect flows: thin wiring of :mod:`anomalyflow.steps` with retries and artifacts."""
+"""Prefect flows: each a list of calls to :mod:`anomalyflow.pipeline` stages, plus names,
+artifacts, the approval pause and schedules."""
