@@ -29,8 +29,9 @@ def run_flow(
     params: Params,
     params_file: Path,
     batch: Path,
-    force: bool,
     on_server: Callable[[str], object],
+    force: bool = False,
+    wait: bool = False,
 ) -> RunSummary:
     """Run the retraining flow on ``batch`` with the task runner params name.
 
@@ -50,7 +51,9 @@ def run_flow(
         on_server(f"Prefect API at {server.api_url} (UI at {server.api_url[:-4]})")
     flow = retrain.with_options(task_runner=task_runner(params.orchestration))
     try:
-        summary: RunSummary = flow(batch=str(batch), params_file=str(params_file), force=force)
+        summary: RunSummary = flow(
+            batch=str(batch), params_file=str(params_file), force=force, wait=wait
+        )
     finally:
         if server is not None:
             server.stop()

@@ -54,18 +54,22 @@ NOTHING_CHANGED = "nothing changed since the last run: same batch, params and re
 
 @flow(name="retrain", log_prints=False)
 def retrain(
-    batch: str | None = None, params_file: str = "params.yaml", force: bool = False
+    batch: str | None = None,
+    params_file: str = "params.yaml",
+    force: bool = False,
+    wait: bool = False,
 ) -> RunSummary:
     """Retrain on an incoming batch (by default ``data.batch``), one run at a time.
 
-    ``force`` trains even when nothing changed or the policy would skip (``run --force``).
+    ``force`` trains even when nothing changed or the policy would skip (``run --force``);
+    ``wait`` waits for a run already working in the project instead of refusing.
     """
     quiet_refusal_tracebacks(*PREFECT_RUN_LOGGERS)
     clock = Stopwatch()
     with clock.lap("prepare"):
         ctx = RunContext.prepare(params_file)  # the reference and holdout the batch is judged by
     batch_path = Path(batch) if batch else ctx.paths.batch
-    with exclusive_run(ctx.paths):
+    with exclusive_run(ctx.paths, wait=wait):
         try:
             summary = _retrain(ctx, batch_path, clock, force)
         except Exception as error:

@@ -27,6 +27,9 @@ def run(
     force: Annotated[
         bool, typer.Option(help="Retrain even when nothing changed and the policy would skip.")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for a run already working here instead of refusing.")
+    ] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """The main job: the Prefect retraining flow on the configured data (or --data)."""
@@ -46,7 +49,7 @@ def run(
         )
         return
     try:
-        summary = run_flow(params, params_path, batch, force, on_server=typer.echo)
+        summary = run_flow(params, params_path, batch, typer.echo, force=force, wait=wait)
     except DataValidationError as error:
         fail(f"batch rejected, a copy is in quarantine; nothing downstream changed.\n{error}")
     typer.echo("\n".join(summary.lines()))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +29,8 @@ class RunInProgress(Refusal):
 
 
 @contextmanager
-def exclusive_run(paths: ArtifactPaths) -> Iterator[None]:
-    """Hold the artifacts folder for one run at a time, or refuse at once.
+def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
+    """Hold the artifacts folder for one run at a time: refuse at once, or ``wait``.
 
     Two runs in one project once shared checkpoints and candidate files: the second
     resumed from the first's checkpoint and registered its candidate as its own. The
@@ -39,16 +40,17 @@ def exclusive_run(paths: ArtifactPaths) -> Iterator[None]:
     lock_file = paths.artifacts_dir / ".run.lock"
     with lock_file.open("a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise RunInProgress(
-                f"{lock_file}: another anomalyflow run (pid {holder}) is working in "
-                f"{paths.artifacts_dir}; wait for it to end, then run again"
+                f"{lock_file}: another anomalyflow run ({holder}) is working in "
+                f"{paths.artifacts_dir}; wait for it to end (or run with --wait)"
             ) from None
         handle.truncate(0)
-        handle.write(str(os.getpid()))
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        handle.write(f"pid {os.getpid()}, started {started}")
         handle.flush()
         yield
 

@@ -59,3 +59,26 @@ def test_state_round_trips_and_starts_empty(tmp_path: Path) -> None:
     assert read_state(paths) == RunState()
     record_check(paths, ("b", "p", "r"))
     assert read_state(paths).checked == ("b", "p", "r")
+
+
+def test_a_waiting_run_starts_once_the_first_ends(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    paths = _paths(tmp_path)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with exclusive_run(paths):
+            holding.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    holding.wait()
+    with exclusive_run(paths, wait=True):
+        order.append("second started")
+    worker.join()
+    assert order == ["first done", "second started"]
