@@ -35,6 +35,7 @@ from anomalyflow.pipeline.state import (
 )
 from anomalyflow.pipeline.summary import RunSummary, Stopwatch, summary_metrics
 from anomalyflow.pipeline.window import append_batch, read_window, window_digest
+from anomalyflow.registry.store import open_registry
 from flows.review import review_and_promote
 
 validate_task = task(name="validate", cache_policy=NO_CACHE)(validate.validate)
@@ -75,6 +76,14 @@ def retrain(
         except Exception as error:
             notify(ctx.params.notify, "run-failed", batch=batch_path, error=str(error))
             raise
+    unfinished = None
+    if ctx.params.registry.approval == "auto":  # a reviewer's pending candidate is no accident
+        unfinished = open_registry(ctx.params.registry).unfinished_promotion()
+    if unfinished and summary.outcome != "promoted":
+        summary.notes.append(
+            f"version {unfinished} passed its gate but its promotion never finished: "
+            f"`anomalyflow promote {unfinished}` finishes it"
+        )
     if summary.outcome in NOTIFIED_OUTCOMES:
         page = summary.reports.get("review page")
         details = {"version": summary.registered, "reason": summary.reason, "review_page": page}

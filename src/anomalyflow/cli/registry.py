@@ -40,6 +40,10 @@ def models(
     if as_json:
         typer.echo(json.dumps(listed, indent=2))
         return
+    auto = load_params(params_path).registry.approval == "auto"
+    unfinished = registry.unfinished_promotion() if auto else None
+    if unfinished:
+        typer.echo(f"{unfinished} passed its gate but was never promoted: `promote` finishes it")
     if not versions:
         typer.echo(f"No registered versions in {registry.home}; `anomalyflow run` adds one.")
         return

@@ -127,6 +127,18 @@ class Registry:
             )
         return matches[0]
 
+    def unfinished_promotion(self) -> str | None:
+        """The newest version, when it passed its gate but never became production.
+
+        Under ``approval: auto`` every gate-passed candidate is promoted in its run; one
+        still a candidate had its promotion cut short (a killed run, a failed smoke
+        test), which nobody would notice otherwise. ``promote`` finishes it.
+        """
+        versions = self.versions()  # newest first
+        if versions and versions[0].stage == "candidate" and versions[0].gate_passed:
+            return versions[0].version
+        return None
+
     def get(self, ref: str) -> ModelVersion:
         """One version (``ref`` as :meth:`resolve` takes it)."""
         return describe(self.models.get(self.resolve(ref)), self.state())
