@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
@@ -67,9 +68,11 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
     production = registry.production()
     assert production is not None and production.stage == "production"
     review = next(e for e in registry.history() if e["action"] == "approve")
-    assert review["actor"] == "alice" and review["reason"] == "curves ok"
+    # --by names the reviewer; the account that ran the command is recorded beside it.
+    assert review["actor"] in ("alice", f"alice (as {getpass.getuser()})")
+    assert review["reason"] == "curves ok"
     promotion = registry.history()[-1]
-    assert promotion["action"] == "promote" and promotion["actor"] == "alice"
+    assert promotion["action"] == "promote" and promotion["actor"] == review["actor"]
 
 
 def _assert_the_pause_links_the_review_page(api_url: str, run_id: str, registry: Registry) -> None:

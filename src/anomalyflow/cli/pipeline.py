@@ -201,7 +201,9 @@ def approve(
     os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{PREFECT_PORT}/api")
     from prefect.flow_runs import resume_flow_run
 
-    answer = {"approve": not reject, "reviewer": by or getpass.getuser(), "reason": reason}
+    account = getpass.getuser()  # who ran the command, beside the name they gave
+    reviewer = account if by in (None, account) else f"{by} (as {account})"
+    answer = {"approve": not reject, "reviewer": reviewer, "reason": reason}
     try:
         resume_flow_run(UUID(run_id), run_input=answer)
     except Exception as error:  # Prefect raises several types: not found, not paused, ...
