@@ -45,7 +45,7 @@ def run(
         # The flow's own first check, made before paying for a Prefect API start-up.
         typer.echo(
             "Decision: skipped (nothing changed since the last run: same batch, "
-            "params and reference data); no flow run started, --force starts one."
+            "params and reference data); no flow run started, --force retrains anyway."
         )
         return
     try:
