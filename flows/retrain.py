@@ -76,19 +76,24 @@ def retrain(
         except Exception as error:
             notify(ctx.params.notify, "run-failed", batch=batch_path, error=str(error))
             raise
-    unfinished = None
-    if ctx.params.registry.approval == "auto":  # a reviewer's pending candidate is no accident
-        unfinished = open_registry(ctx.params.registry).unfinished_promotion()
-    if unfinished and summary.outcome != "promoted":
-        summary.notes.append(
-            f"version {unfinished} passed its gate but its promotion never finished: "
-            f"`anomalyflow promote {unfinished}` finishes it"
-        )
+    return _published(_announced(ctx, summary))
+
+
+def _announced(ctx: RunContext, summary: RunSummary) -> RunSummary:
+    """Notify a decision people act on; note a promotion an earlier run left unfinished."""
     if summary.outcome in NOTIFIED_OUTCOMES:
         page = summary.reports.get("review page")
         details = {"version": summary.registered, "reason": summary.reason, "review_page": page}
         notify(ctx.params.notify, summary.outcome, **details)
-    return _published(summary)
+    if ctx.params.registry.approval != "auto" or summary.outcome == "promoted":
+        return summary  # a candidate waiting for a reviewer is no accident
+    unfinished = open_registry(ctx.params.registry).unfinished_promotion()
+    if unfinished:
+        summary.notes.append(
+            f"version {unfinished} passed its gate but its promotion never finished: "
+            f"`anomalyflow promote {unfinished}` finishes it"
+        )
+    return summary
 
 
 def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -> RunSummary:
