@@ -131,8 +131,9 @@ class RegistryMachine(RuleBasedStateMachine):
             self.revision += 1
 
     @initialize()
-    def first_version(self) -> None:
+    def first_versions(self) -> None:
         self.register(gate_passed=True, detector=0)
+        self.register(gate_passed=True, detector=1)
 
     @rule(gate_passed=st.sampled_from([True, True, False]), detector=st.integers(0, 1))
     def register(self, gate_passed: bool, detector: int) -> None:
