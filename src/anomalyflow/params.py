@@ -153,12 +153,7 @@ class PretrainParams:
     @model_validator(mode="after")
     def _mask_rates_in_order(self) -> Self:
         """The rate is drawn in [min, max]; a reversed pair would draw outside both."""
-        if self.min_mask_rate > self.max_mask_rate:
-            raise KeyRule(
-                "min_mask_rate",
-                self.min_mask_rate,
-                f"must be at most max_mask_rate ({self.max_mask_rate})",
-            )
+        _in_order(("min_mask_rate", self.min_mask_rate), ("max_mask_rate", self.max_mask_rate))
         return self
 
 
@@ -267,12 +262,10 @@ class ValidationParams:
     @model_validator(mode="after")
     def _label_rates_in_order(self) -> Self:
         """A reversed pair would refuse every batch."""
-        if self.min_labeled_anomaly_rate > self.max_labeled_anomaly_rate:
-            raise KeyRule(
-                "min_labeled_anomaly_rate",
-                self.min_labeled_anomaly_rate,
-                f"must be at most max_labeled_anomaly_rate ({self.max_labeled_anomaly_rate})",
-            )
+        _in_order(
+            ("min_labeled_anomaly_rate", self.min_labeled_anomaly_rate),
+            ("max_labeled_anomaly_rate", self.max_labeled_anomaly_rate),
+        )
         return self
 
 
@@ -357,6 +350,12 @@ class Params:
 
 
 _PARAMS = TypeAdapter(Params)
+
+
+def _in_order(low: tuple[str, float], high: tuple[str, float]) -> None:
+    """Refuse the lower bound of a ``[low, high]`` pair when it is above the upper one."""
+    if low[1] > high[1]:
+        raise KeyRule(low[0], low[1], f"must be at most {high[0]} ({high[1]})")
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
