@@ -25,7 +25,7 @@ from anomalyflow.pipeline import drift, evaluate, finetune, gate, pretrain, regi
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import check_key, training_digest
 from anomalyflow.pipeline.policy import TrainingNeed, nothing_changed, training_need
-from anomalyflow.pipeline.review import build_review_page
+from anomalyflow.pipeline.review import build_review_page, keep_check_reports
 from anomalyflow.pipeline.state import (
     exclusive_run,
     has_candidate,
@@ -119,7 +119,6 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
     with clock.lap("window"):  # whatever the policy decides: nothing is lost
         window_task(ctx.paths, table, checked[0])
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
-    reports = {"validation": str(ctx.paths.validation), "drift": str(drifted.html)}
     need = (
         TrainingNeed(True, "forced (--force)")
         if force
@@ -135,7 +134,8 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
     )
     if not need.train:
         record_check(ctx.paths, checked)
-        return RunSummary("skipped", need.reason, reports=reports, seconds=clock.seconds)
+        kept = keep_check_reports(ctx)  # in a folder of this run's own
+        return RunSummary("skipped", need.reason, reports=kept, seconds=clock.seconds)
     return _train_and_decide(ctx, batch_path, (need, checked), clock)
 
 

@@ -65,6 +65,14 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert "Decision: unchanged" in forced.output
     assert len(Registry(Path(".bentoml")).versions()) == 1
 
+    Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.25}\n")
+    judged = runner.invoke(app, ["run"])  # a gate-only change: checked again, no training
+    assert judged.exit_code == 0, judged.output
+    assert "Decision: skipped" in judged.output
+    assert len(Registry(Path(".bentoml")).versions()) == 1
+    kept = max(Path("artifacts/reports").iterdir())  # this run's own folder
+    assert {"validation.html", "drift.html"} <= {p.name for p in kept.iterdir()}
+
     first_production = Registry(Path(".bentoml")).state().production
     warm = SMALL.replace(
         "max_epochs: 5", "max_epochs: 5, learning_rate: 0.002, warm_start: production"

@@ -75,6 +75,17 @@ def build_review_page(ctx: RunContext, candidate_version: str | None = None) -> 
     return write_review_page(inputs, folder / "index.html")
 
 
+def keep_check_reports(ctx: RunContext) -> dict[str, str]:
+    """A run that did not train keeps its validation and drift pages in a folder of its
+    own, as a trained run's review page does: later runs overwrite the originals."""
+    folder = _new_folder(ctx.paths.reports)
+    kept = {
+        "validation": _validation_page(ctx, folder),
+        "drift": _copied(ctx.paths.drift / "drift.html", folder),
+    }
+    return {name: str(path) for name, path in kept.items() if path is not None}
+
+
 def _new_folder(reports: Path) -> Path:
     """A folder no earlier page used: two pages in one second get ``-2``, ``-3``, ..."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
