@@ -31,10 +31,11 @@ runner = CliRunner()
 
 
 def _digest(folder: Path) -> dict[str, str]:
+    """Every artifact's hash; the run lock (who ran last, and when) is no artifact."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != ".run.lock"
     }
 
 
