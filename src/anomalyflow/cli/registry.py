@@ -86,7 +86,9 @@ def promote(
     chosen = open_configured_registry(params).resolve(version)
     typer.echo(f"Smoke-testing the service with {chosen} ...")
     try:
-        state = promote_version(params.registry, params_path, chosen, force=force, reason=reason)
+        state = promote_version(
+            params.registry, params_path, chosen, force=force, reason=reason, say=typer.echo
+        )
     except Refusal as error:
         fail(f"{error}; production is unchanged")
     archived = state.previous[-1] if state.previous else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,14 @@ def promote(
     force: bool = False,
     reason: str | None = None,
     actor: str | None = None,
+    say: Callable[[str], object] = lambda line: None,
 ) -> RegistryState:
-    """Make ``version`` production once its packaged service passes the smoke test."""
+    """Make ``version`` production once its packaged service passes the smoke test;
+    ``say`` hears each step of the test as it passes."""
     registry = open_registry(registry_params)
     return registry.promote(
         version,
-        lambda chosen: smoke_test(chosen, registry.home, params_file),
+        lambda chosen: smoke_test(chosen, registry.home, params_file, say=say),
         force=force,
         reason=reason,
         actor=actor,

@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +129,11 @@ def running_service(
 
 
 def smoke_test(
-    version: ModelVersion, bentoml_home: Path, params_file: Path, rtol: float = 1e-5
+    version: ModelVersion,
+    bentoml_home: Path,
+    params_file: Path,
+    rtol: float = 1e-5,
+    say: Callable[[str], object] = lambda line: None,
 ) -> dict[str, Any]:
     """Serve ``version`` alone, check health, and score its smoke batch over HTTP.
 
@@ -143,13 +147,16 @@ def smoke_test(
     rows = np.load(version.smoke_batch)
     records = [dict(zip(detector.feature_names_, map(float, row), strict=True)) for row in rows]
     expected = _finite(detector.decision_function(rows), version.version, "in process")
+    say(f"  weights verified; {len(rows)} smoke rows score finite in process")
     started = time.perf_counter()
     try:
         with running_service(bentoml_home, params_file, version.version) as service:
+            say(f"  packaged service started at {service.url}")
             for probe in ("/livez", "/readyz"):
                 with urllib.request.urlopen(service.url + probe, timeout=10) as response:
                     if response.status != 200:
                         raise SmokeTestFailed(f"{probe} answered {response.status}")
+            say("  /livez and /readyz answered 200")
             answer = service.post("/score", {"records": records})
     except (OSError, urllib.error.URLError) as error:
         raise SmokeTestFailed(f"the service for '{version.version}' failed: {error}") from None
@@ -162,6 +169,7 @@ def smoke_test(
             f"served scores differ from the in-process model (largest gap {largest_gap:.3g}, "
             f"served version {answer.get('model_version')})"
         )
+    say(f"  /score matched the in-process scores (largest gap {largest_gap:.2g})")
     return {
         "passed": True,
         "rows": len(rows),
