@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -20,6 +20,7 @@ from anomalyflow.telemetry import disable_telemetry
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
 VersionOption = Annotated[
@@ -50,6 +51,20 @@ def refusing(command: Callable[P, R]) -> Callable[P, R]:
             fail(str(error))
 
     return guarded
+
+
+class Commands(typer.Typer):
+    """A sub-app whose every command is :func:`refusing`: no command can forget it."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """Register the decorated function, guarded, as ``typer.Typer.command`` would."""
+        register = super().command(*args, **kwargs)
+
+        def decorate(command: F) -> F:
+            register(refusing(command))
+            return command
+
+        return decorate
 
 
 def configured(params_file: Path) -> Params:

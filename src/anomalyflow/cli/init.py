@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, refusing
+from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption
 
-app = typer.Typer()
+app = Commands()
 
 
 @app.command()
-@refusing
 def init(
     data: Annotated[Path, typer.Option(help="Your CSV or Parquet file, one row per record.")],
     label: Annotated[

@@ -8,17 +8,16 @@ from typing import Annotated
 
 import typer
 
-from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.stages import STAGES, Stage, dvc_yaml
 from anomalyflow.scheduling import PREFECT_PORT
 
-app = typer.Typer()
+app = Commands()
 DataOption = Annotated[Path | None, typer.Option(help="Batch; default: data.batch.")]
 
 
 @app.command()
-@refusing
 def run(
     data: Annotated[
         Path | None,
@@ -73,9 +72,9 @@ def _stage_command(stage: Stage) -> None:
         def command_without_batch(params_path: ParamsOption = DEFAULT_PARAMS) -> None:
             command(None, params_path)
 
-        app.command(stage.command, help=stage.summary)(refusing(command_without_batch))
+        app.command(stage.command, help=stage.summary)(command_without_batch)
         return
-    app.command(stage.command, help=stage.summary)(refusing(command))
+    app.command(stage.command, help=stage.summary)(command)
 
 
 for _stage in STAGES:
@@ -83,7 +82,6 @@ for _stage in STAGES:
 
 
 @app.command("rebuild-suite")
-@refusing
 def rebuild_suite(params_path: ParamsOption = DEFAULT_PARAMS) -> None:
     """Rebuild gx/expectations from the reference data (drops hand edits)."""
     from anomalyflow.pipeline.context import RunContext
@@ -94,7 +92,6 @@ def rebuild_suite(params_path: ParamsOption = DEFAULT_PARAMS) -> None:
 
 
 @app.command("dvc-stages")
-@refusing
 def dvc_stages(
     write: Annotated[bool, typer.Option(help="Write dvc.yaml instead of printing it.")] = False,
 ) -> None:
@@ -109,7 +106,6 @@ def dvc_stages(
 
 
 @app.command()
-@refusing
 def report(
     open_page: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
@@ -132,7 +128,6 @@ def report(
 
 
 @app.command()
-@refusing
 def schedule(
     cron: Annotated[str | None, typer.Option(help="Cron expression, e.g. '0 3 * * *'.")] = None,
     once: Annotated[
@@ -163,7 +158,6 @@ def schedule(
 
 
 @app.command()
-@refusing
 def feedback(
     labels: Annotated[Path, typer.Option(help="CSV or Parquet: id,label[,labeled_at].")],
     params_path: ParamsOption = DEFAULT_PARAMS,
@@ -184,7 +178,6 @@ def feedback(
 
 
 @app.command()
-@refusing
 def approve(
     run_id: Annotated[str, typer.Argument(help="The paused retraining flow run.")],
     reject: Annotated[bool, typer.Option(help="Reject the candidate instead.")] = False,

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 from anomalyflow.errors import Refusal
 from anomalyflow.params import Params, load_params
 
 if TYPE_CHECKING:
     from anomalyflow.registry.store import Registry
 
-app = typer.Typer()
+app = Commands()
+ReasonOption = Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")]
 
 
 def open_configured_registry(params: Params) -> Registry:
@@ -25,7 +26,6 @@ def open_configured_registry(params: Params) -> Registry:
 
 
 @app.command()
-@refusing
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
@@ -70,13 +70,12 @@ def _promotion(entry: dict[str, object] | None) -> dict[str, object]:
 
 
 @app.command()
-@refusing
 def promote(
     version: Annotated[str, typer.Argument(help="The version to make production.")],
     force: Annotated[
         bool, typer.Option(help="Promote even though its gate failed (needs --reason).")
     ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Make VERSION production (after a serving smoke test) and archive the previous one."""
@@ -100,9 +99,8 @@ def promote(
 
 
 @app.command()
-@refusing
 def rollback(
-    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Restore the previous production version in one step."""
@@ -117,7 +115,6 @@ def rollback(
 
 
 @app.command()
-@refusing
 def history(
     version: Annotated[
         str | None, typer.Argument(help="Only this version (a prefix, production, ...).")
@@ -152,7 +149,6 @@ def history(
 
 
 @app.command()
-@refusing
 def shadow(
     input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet batch.")],
     candidate: Annotated[

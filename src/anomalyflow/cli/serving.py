@@ -10,21 +10,20 @@ import typer
 
 from anomalyflow.cli.common import (
     DEFAULT_PARAMS,
+    Commands,
     ParamsOption,
     VersionOption,
     configured,
     fail,
-    refusing,
 )
 from anomalyflow.cli.registry import open_configured_registry
 from anomalyflow.params import load_params
 
-app = typer.Typer()
+app = Commands()
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # reachable from this machine only
 
 
 @app.command()
-@refusing
 def serve(
     version: VersionOption = None,
     host: Annotated[str | None, typer.Option(help="Default: serving.host.")] = None,
@@ -54,7 +53,6 @@ def serve(
 
 
 @app.command()
-@refusing
 def score(
     input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet to score.")],
     output_file: Annotated[Path, typer.Option("--output", help="CSV or Parquet to write.")],
@@ -80,7 +78,6 @@ def score(
 
 
 @app.command()
-@refusing
 def threshold(
     data: Annotated[Path, typer.Option(help="CSV or Parquet with the model's features.")],
     model: Annotated[Path, typer.Option(help="Saved model folder.")] = Path("artifacts/candidate"),
