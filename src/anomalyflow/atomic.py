@@ -47,6 +47,12 @@ def write_text(path: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (a plot, an image)."""
+    with atomic_path(path) as partial:
+        partial.write_bytes(data)
+
+
 def write_json(path: Path, payload: Any, **options: Any) -> None:
     """Replace ``path`` with ``payload`` as indented JSON; ``options`` go to ``json.dumps``."""
     write_text(path, json.dumps(payload, indent=2, **options) + "\n")

@@ -92,6 +92,11 @@ class ArtifactPaths:
         return self.artifacts_dir / "metrics"
 
     @property
+    def replay(self) -> Path:
+        """``anomalyflow replay``'s workspace, figures (``replay.json``) and plot."""
+        return self.artifacts_dir / "replay"
+
+    @property
     def window(self) -> Path:
         """The training window: every accepted batch, and late labels (``labels.parquet``)."""
         return self.data_dir / "window"

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from anomalyflow.cli import benchmarks, init, pipeline, registry, serving
+from anomalyflow.cli import benchmarks, init, pipeline, registry, replay, serving
 from anomalyflow.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(serving.app)
+app.add_typer(replay.app)
 app.add_typer(benchmarks.app)
 app.add_typer(init.app)
 

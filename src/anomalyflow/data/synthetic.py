@@ -66,7 +66,7 @@ _AMOUNT_MEDIAN = np.array([45.0, 40.0, 28.0, 320.0, 170.0, 12.0, 60.0, 30.0, 25.
 _AMOUNT_SIGMA = np.array([0.6, 0.35, 0.6, 0.9, 0.9, 0.8, 0.7, 0.7, 0.7, 0.9])
 
 _START = np.datetime64("2024-01-01T00:00:00", "s")
-_SPLIT_DAYS = {"history": 90, "recent": 28, "holdout": 14}  # consecutive windows
+SPLIT_DAYS = {"history": 90, "recent": 28, "holdout": 14}  # consecutive windows
 
 # Share of each typology among frauds. new_fraud_pattern gives collusion its share by scaling
 # these down, so the overall fraud rate stays at fraud_rate.
@@ -96,7 +96,7 @@ class SyntheticDataset:
 
 
 @dataclass(frozen=True)
-class _Cards:
+class Cards:
     """Per-card habits shared by all splits, so velocity and ratios mean the same over time."""
 
     weight: FloatArray  # chance a transaction belongs to the card
@@ -114,7 +114,7 @@ def generate(params: SyntheticParams) -> SyntheticDataset:
     """
     seqs = np.random.SeedSequence(params.seed).spawn(5)
     card_seq, history_seq, recent_seq, holdout_seq, label_seq = seqs
-    cards = _cards(np.random.default_rng(card_seq), max(50, params.history_rows // 20))
+    cards = draw_cards(np.random.default_rng(card_seq), max(50, params.history_rows // 20))
     reference = DriftKnobs()
     day = 0
     frames: dict[str, pd.DataFrame] = {}
@@ -126,11 +126,11 @@ def generate(params: SyntheticParams) -> SyntheticDataset:
         ("holdout", holdout_seq, params.holdout_rows, params.drift),
     ):
         rng = np.random.default_rng(seq)
-        frame, truth = _split(rng, rows, cards, params.fraud_rate, drift, day, _SPLIT_DAYS[name])
+        frame, truth = draw_split(rng, rows, cards, params.fraud_rate, drift, day, SPLIT_DAYS[name])
         frame.insert(0, ID, np.arange(first_id, first_id + rows, dtype=np.int64))
         frames[name], truths[name] = frame, truth
         first_id += rows
-        day += _SPLIT_DAYS[name]
+        day += SPLIT_DAYS[name]
 
     labels = truths["recent"].copy()
     frauds = np.flatnonzero(labels)
@@ -163,13 +163,13 @@ def write_parquet(dataset: SyntheticDataset, targets: Mapping[str, Path]) -> dic
     return paths
 
 
-def _cards(rng: np.random.Generator, count: int) -> _Cards:
+def draw_cards(rng: np.random.Generator, count: int) -> Cards:
     spend_scale = rng.lognormal(0.0, 0.45, count)
     daily_rate = rng.lognormal(np.log(2.5), 0.6, count)
     typical = float(_CATEGORY_MIX @ (_AMOUNT_MEDIAN * np.exp(_AMOUNT_SIGMA**2 / 2)))
     # The stored average is an estimate from past purchases, hence its own noise.
     avg_amount = spend_scale * typical * rng.lognormal(0.0, 0.15, count)
-    return _Cards(
+    return Cards(
         weight=daily_rate / daily_rate.sum(),
         spend_scale=spend_scale,
         daily_rate=daily_rate,
@@ -178,10 +178,10 @@ def _cards(rng: np.random.Generator, count: int) -> _Cards:
     )
 
 
-def _split(
+def draw_split(
     rng: np.random.Generator,
     rows: int,
-    cards: _Cards,
+    cards: Cards,
     fraud_rate: float,
     drift: DriftKnobs,
     first_day: int,
@@ -222,7 +222,7 @@ def _split(
 
 
 def _legit(
-    rng: np.random.Generator, card: IntArray, cards: _Cards, drift: DriftKnobs
+    rng: np.random.Generator, card: IntArray, cards: Cards, drift: DriftKnobs
 ) -> dict[str, FloatArray]:
     """Everyday spending; the mix shift moves categories and channels toward online."""
     rows = card.size
@@ -274,7 +274,7 @@ def _legit(
 
 
 def _derive(
-    columns: dict[str, FloatArray], card: IntArray, cards: _Cards, drift: DriftKnobs
+    columns: dict[str, FloatArray], card: IntArray, cards: Cards, drift: DriftKnobs
 ) -> None:
     """Finish the columns that depend on others, after frauds were written in."""
     inflation = 1.0 + drift.amount_inflation
@@ -310,7 +310,7 @@ def _pick(rng: np.random.Generator, size: int, weights: dict[int, float]) -> Flo
 
 
 def _card_testing(
-    rng: np.random.Generator, at: IntArray, card: IntArray, cards: _Cards, c: dict[str, FloatArray]
+    rng: np.random.Generator, at: IntArray, card: IntArray, cards: Cards, c: dict[str, FloatArray]
 ) -> None:
     """Stolen card numbers probed with tiny online purchases, in quick succession."""
     n = at.size
@@ -332,7 +332,7 @@ def _card_testing(
 
 
 def _account_takeover(
-    rng: np.random.Generator, at: IntArray, card: IntArray, cards: _Cards, c: dict[str, FloatArray]
+    rng: np.random.Generator, at: IntArray, card: IntArray, cards: Cards, c: dict[str, FloatArray]
 ) -> None:
     """A fraudster logs into the account from a new device and spends big, often at night."""
     n = at.size
@@ -353,7 +353,7 @@ def _account_takeover(
 
 
 def _geo_anomaly(
-    rng: np.random.Generator, at: IntArray, card: IntArray, cards: _Cards, c: dict[str, FloatArray]
+    rng: np.random.Generator, at: IntArray, card: IntArray, cards: Cards, c: dict[str, FloatArray]
 ) -> None:
     """A cloned card used in person far from home, in categories that resell well."""
     n = at.size
@@ -375,7 +375,7 @@ def _geo_anomaly(
 
 
 def _collusion(
-    rng: np.random.Generator, at: IntArray, card: IntArray, cards: _Cards, c: dict[str, FloatArray]
+    rng: np.random.Generator, at: IntArray, card: IntArray, cards: Cards, c: dict[str, FloatArray]
 ) -> None:
     """Refunds and charges run through one complicit merchant after hours (drift only)."""
     n = at.size

@@ -103,7 +103,7 @@ def evaluate(
         auprc=auprc,
         auprc_ci_low=ci_low,
         auprc_ci_high=ci_high,
-        precision_at_alert_budget=_precision_at_top(values, truth, params.alert_budget),
+        precision_at_alert_budget=precision_at_top(values, truth, params.alert_budget),
         alert_budget=float(params.alert_budget),
         recall_at_target_fpr=_recall_at_fpr(values, truth, params.target_false_positive_rate),
         target_false_positive_rate=float(params.target_false_positive_rate),
@@ -120,9 +120,7 @@ def write_evaluation(report: EvaluationReport, path: Path) -> None:
     write_json(Path(path), report.to_dict(), allow_nan=False)
 
 
-def _precision_at_top(
-    scores: NDArray[np.float64], labels: NDArray[np.int8], budget: float
-) -> float:
+def precision_at_top(scores: NDArray[np.float64], labels: NDArray[np.int8], budget: float) -> float:
     """Precision among the top ``ceil(budget * n)`` scores, shapes ``(n,)``.
 
     Rows tied at the cut are counted fractionally (the expectation over random

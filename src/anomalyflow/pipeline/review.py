@@ -31,6 +31,7 @@ from anomalyflow.validation.results import (
 )
 
 DEFAULT_PARAMS = Path("params.yaml")
+REPLAY_FIGURES = "replay.json"  # written by `anomalyflow replay` beside its workspace
 
 
 def build_review_page(ctx: RunContext, candidate_version: str | None = None) -> Path:
@@ -44,7 +45,7 @@ def build_review_page(ctx: RunContext, candidate_version: str | None = None) -> 
     folder = _new_folder(paths.reports)
     decision = _read_json(paths.decision)
     comparison = _read_json(paths.comparison)
-    registry = open_registry(ctx.params.registry)
+    registry = open_registry(ctx.params.registry, ctx.schema.features)
     version = candidate_version or _registered_as(registry, decision)
     holdout = read_table(paths.holdout, ctx.schema)
     assert holdout.y is not None
@@ -66,6 +67,7 @@ def build_review_page(ctx: RunContext, candidate_version: str | None = None) -> 
         validation=_read_json(paths.validation),
         validation_page=_validation_page(ctx, folder),
         shadow=_read_json(paths.shadow),
+        replay=_read_json(paths.replay / REPLAY_FIGURES),
     )
     baseline = _baseline(ctx, registry, version, comparison)
     if baseline is not None:
@@ -142,7 +144,8 @@ def _with_production(
     ctx: RunContext, inputs: ReportInputs, production: ModelVersion, x: Any
 ) -> ReportInputs:
     """``inputs`` with production's scores on the same holdout and its decision record."""
-    detector = open_registry(ctx.params.registry).load(production.version, ctx.params.runtime)
+    registry = open_registry(ctx.params.registry, ctx.schema.features)
+    detector = registry.load(production.version, ctx.params.runtime)
     return replace(
         inputs,
         production=ScoredModel(

@@ -19,7 +19,7 @@ import numpy as np
 from anomalyflow.atomic import write_text
 from anomalyflow.reports.changes import data_versions, params_changes
 from anomalyflow.reports.layout import document, fmt, relative, verdict
-from anomalyflow.reports.plots import ScoredModel, curves_png, histograms_png
+from anomalyflow.reports.plots import ScoredModel, curves_png, histograms_png, replay_png
 
 METRICS = (
     "auprc",
@@ -52,6 +52,7 @@ class ReportInputs:
     validation: dict[str, Any] | None = None  # validation.json
     validation_page: Path | None = None
     shadow: dict[str, Any] | None = None  # the latest `anomalyflow shadow` comparison
+    replay: dict[str, Any] | None = None  # the latest `anomalyflow replay` figures
 
 
 def write_review_page(inputs: ReportInputs, page: Path) -> Path:
@@ -64,6 +65,7 @@ def write_review_page(inputs: ReportInputs, page: Path) -> Path:
         _changes_section(inputs),
         _data_section(inputs, page.parent),
         _shadow_section(inputs.shadow),
+        _replay_section(inputs.replay),
         _lineage_section(inputs),
     ]
     write_text(page, document("AnomalyFlow run report", "\n".join(s for s in sections if s)))
@@ -230,6 +232,31 @@ def _shadow_section(shadow: dict[str, Any] | None) -> str:
         "<table><tr><th>row (or id)</th><th>production score</th><th>candidate score</th>"
         f"<th>flagged by</th></tr>{rows}</table></section>"
     )
+
+
+def _replay_section(replay: dict[str, Any] | None) -> str:
+    """How the retraining policy fared on the latest replay of a drifting stream."""
+    if replay is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{f['retrains']}</td><td>{f['promotions']}</td>"
+        f"<td>{_figure(f['auprc_after_drift'])}</td>"
+        f"<td>{_figure(f['precision_at_alert_budget_after_drift'])}</td></tr>"
+        for name, f in replay["policies"].items()
+    )
+    return (
+        "<section id='replay'><h2>Retraining policy on a replayed stream</h2>"
+        f"<p>The latest <code>anomalyflow replay</code>: drift from day {replay['drift_day']}, "
+        f"labels {replay['label_delay']} days late. After the drift:</p>"
+        "<table><tr><th>policy</th><th>retrains</th><th>promotions</th><th>AUPRC</th>"
+        f"<th>precision at the alert budget</th></tr>{rows}</table>"
+        f'<img alt="production AUPRC and precision per day, by policy" src="{replay_png(replay)}">'
+        "</section>"
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _shadow_on_labels(on_labels: dict[str, dict[str, float]] | None) -> str:

@@ -59,6 +59,25 @@ def histograms_png(labels: np.ndarray, models: list[ScoredModel]) -> str:
     return _png(figure)
 
 
+def replay_png(replay: dict[str, Any]) -> str:
+    """Each policy's production AUPRC and precision at the alert budget, day by day,
+    from ``anomalyflow replay``'s figures; the drift day marked."""
+    plt = _pyplot()
+    figure, (auprc, precision) = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    for name, figures in replay["policies"].items():
+        days = [d["day"] for d in figures["days"]]
+        label = f"{name} ({figures['retrains']} retrains)"
+        auprc.plot(days, [d["auprc"] for d in figures["days"]], marker=".", label=label)
+        precision.plot(days, [d["precision_at_alert_budget"] for d in figures["days"]], marker=".")
+    for axis in (auprc, precision):
+        axis.axvline(replay["drift_day"] - 0.5, color="grey", linestyle="--")
+        axis.set(xlabel="day", ylim=(0, 1.02))
+    auprc.set(ylabel="AUPRC of that day's rows", title="Production AUPRC per day")
+    precision.set(ylabel="precision", title="Precision at the alert budget per day")
+    auprc.legend(loc="lower left", fontsize="small")
+    return _png(figure)
+
+
 def _pyplot() -> Any:
     import matplotlib
 

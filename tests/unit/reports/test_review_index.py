@@ -171,3 +171,26 @@ def test_both_models_are_plotted_and_nothing_is_fetched(tmp_path: Path) -> None:
     assert images != [u for u in alone.urls if u.startswith("data:")]  # production drawn too
     assert not [u for u in page.urls if urlparse(u).netloc]  # no remote src or href
     assert "@import" not in text and "url(" not in text
+
+
+def test_the_latest_replay_shows_each_policy_and_its_plot_inline(tmp_path: Path) -> None:
+    day = {"auprc": 0.4, "precision_at_alert_budget": 0.3, "trained": True, "promoted": False}
+    policy = {
+        "retrains": 2,
+        "promotions": 1,
+        "auprc_after_drift": 0.35,
+        "precision_at_alert_budget_after_drift": 0.25,
+        "days": [day | {"day": d, "reason": ""} for d in range(4)],
+    }
+    replay = {
+        "drift_day": 2,
+        "label_delay": 3,
+        "policies": {name: policy for name in ("never", "daily", "policy")},
+    }
+    without, _ = _render(_inputs(), tmp_path / "without")
+    page, _ = _render(replace(_inputs(), replay=replay), tmp_path)
+
+    assert "replay" not in without.sections
+    assert all(name in page.sections["replay"] for name in ("never", "daily", "policy"))
+    images = [u for u in page.urls if u.startswith("data:image/png;base64,")]
+    assert len(images) == 3  # curves, histograms and the replay's days

@@ -1,0 +1,1 @@
+"""``anomalyflow replay``: the retraining policy proven on a drifting stream, day by day."""
