@@ -87,7 +87,8 @@ def _announced(ctx: RunContext, summary: RunSummary) -> RunSummary:
         notify(ctx.params.notify, summary.outcome, **details)
     if ctx.params.registry.approval != "auto" or summary.outcome == "promoted":
         return summary  # a candidate waiting for a reviewer is no accident
-    unfinished = open_registry(ctx.params.registry).unfinished_promotion()
+    registry = open_registry(ctx.params.registry, ctx.schema.features)
+    unfinished = registry.unfinished_promotion()
     if unfinished:
         summary.notes.append(
             f"version {unfinished} passed its gate but its promotion never finished: "

@@ -46,14 +46,15 @@ def review_and_promote(
     reason: str | None = why_trained
     if registry.approval == "required":
         review = _wait_for_review(ctx, version, page)
-        open_registry(registry).record_review(
+        open_registry(registry, ctx.schema.features).record_review(
             version, review.approve, review.reason, review.reviewer
         )
         if not review.approve:
             return "registered", f"rejected by {review.reviewer}: {review.reason}"
         actor, reason = review.reviewer, review.reason
     try:
-        promote_task(registry, ctx.params_file, version, reason=reason, actor=actor)
+        model = open_registry(registry, ctx.schema.features)
+        promote_task(model, ctx.params_file, version, reason=reason, actor=actor)
     except SmokeTestFailed as error:
         return "registered", f"not promoted, the serving smoke test failed: {error}"
     return "promoted", f"{why_trained}; approved by {actor}"
@@ -61,7 +62,7 @@ def review_and_promote(
 
 def review_request(ctx: RunContext, version: str, page: Path) -> str:
     """What a reviewer reads at the pause: the candidate, production, the page to open."""
-    production = open_registry(ctx.params.registry).production()
+    production = open_registry(ctx.params.registry, ctx.schema.features).production()
     run_id = flow_run.get_id()
     return "\n".join(
         [

@@ -13,6 +13,7 @@ a silent fall-back to a default.
 
 from __future__ import annotations
 
+import re
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -289,14 +290,30 @@ class WindowParams:
     max_rows: Count | None = 200_000  # at most this many of the newest rows; None: all
 
 
+# BentoML's rule for a model name (bentoml/_internal/tag.py), at most 63 characters.
+BENTOML_NAME = r"[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?"
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class RegistryParams:
     """Model versions and stages in the BentoML model store; who approves promotion."""
 
     bentoml_home: StrictStr = ".bentoml"  # BentoML's home (models, bentos); $BENTOML_HOME wins
+    # Each model name has its own versions, production and history. None: derived from
+    # the data set's features (anomalyflow.registry.naming), so two data sets never share one.
+    model_name: StrictStr | None = None
     approval: Literal["auto", "required"] = "auto"  # required: a person approves in Prefect
     approval_timeout_hours: Positive = 24.0  # an unanswered approval rejects the candidate
     smoke_rows: Count = 64  # holdout rows kept with each version for the serving smoke test
+
+    @model_validator(mode="after")
+    def _model_name_fits_bentoml(self) -> Self:
+        """Refused now, not by BentoML when it saves the first version after a whole run."""
+        if self.model_name is not None and not re.fullmatch(BENTOML_NAME, self.model_name):
+            rule = "must be a BentoML model name: up to 63 of a-z, 0-9, '-', '_', '.', "
+            rule += "starting and ending with a letter or digit (null: derived)"
+            raise KeyRule("model_name", self.model_name, rule)
+        return self
 
 
 @dataclass(frozen=True, config=_CONFIG)

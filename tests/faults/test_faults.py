@@ -23,11 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from anomalyflow.pipeline.data import SYNTHETIC_SCHEMA
+from anomalyflow.registry.naming import audit_log_path, derived_model_name
 from tests.integration.test_main_job import SMALL
 
 ANOMALYFLOW = Path(sys.executable).with_name("anomalyflow")
-MODELS = Path(".bentoml/models/anomalyflow-detector")
-AUDIT = Path(".bentoml/anomalyflow/audit.jsonl")
+# The SMALL project's model name, derived from the built-in data set's features.
+NAME = derived_model_name(SYNTHETIC_SCHEMA.features)
+MODELS = Path(".bentoml/models") / NAME
+AUDIT = audit_log_path(Path(".bentoml"), NAME)
 PARAMS = SMALL.replace("runtime: {progress: false}", "runtime: {num_threads: 1, progress: false}")
 # A fine-tuning that lasts long enough to be caught in the act (about 20 s on 2 cores).
 LONG_FINETUNE = PARAMS.replace(

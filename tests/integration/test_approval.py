@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from anomalyflow.params import load_params
+from anomalyflow.pipeline.production import project_registry
 from anomalyflow.registry.store import Registry
 from anomalyflow.scheduling import connect_or_start
 from tests.integration.test_main_job import SMALL
@@ -43,7 +45,7 @@ def test_a_paused_run_is_promoted_once_approved_and_the_reviewer_is_recorded(
             )
             time.sleep(1)
         assert paused, run.communicate(timeout=60)[0] if run.poll() is not None else "no pause"
-        registry = Registry(Path(".bentoml"))
+        registry = project_registry(load_params())
         assert registry.state().production is None  # nothing promoted while waiting
         _assert_the_pause_links_the_review_page(server.api_url, str(paused[0]["id"]), registry)
 

@@ -15,6 +15,7 @@ from anomalyflow.registry.store import Registry
 from tests.conftest import decision_record, make_blobs
 
 runner = CliRunner()
+BLOBS = "blobs-detector"
 
 
 @pytest.fixture
@@ -23,8 +24,11 @@ def registry(
 ) -> Registry:
     """Two registered versions in ./.bentoml: the first failed its gate."""
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text("runtime: {progress: false}\nserving: {chunk_rows: 700}\n")
-    registry = Registry(Path(".bentoml"))
+    Path("params.yaml").write_text(
+        "runtime: {progress: false}\nserving: {chunk_rows: 700}\n"
+        f"registry: {{model_name: {BLOBS}}}\n"  # an explicit name: blobs are not the card data
+    )
+    registry = Registry(Path(".bentoml"), BLOBS)
     smoke = make_blobs(rows=16, seed=4)[0]
     registry.register(saved_detectors[0], decision_record(approved=False, auprc=0.1), smoke)
     registry.register(saved_detectors[1], decision_record(approved=True), smoke)

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
+from anomalyflow.params import load_params
+from anomalyflow.pipeline.production import project_registry
 from anomalyflow.pipeline.stages import STAGES
-from anomalyflow.registry.store import Registry
 from tests.integration.test_main_job import SMALL
 
 runner = CliRunner()
@@ -63,17 +64,17 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert "pretrain (reused)" in forced.output.split("Time per step:")[1].split("\n")[0]
     # The same rows and seeds give the same weights: not registered again under a new name.
     assert "Decision: unchanged" in forced.output
-    assert len(Registry(Path(".bentoml")).versions()) == 1
+    assert len(project_registry(load_params()).versions()) == 1
 
     Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.25}\n")
     judged = runner.invoke(app, ["run"])  # a gate-only change: checked again, no training
     assert judged.exit_code == 0, judged.output
     assert "Decision: skipped" in judged.output
-    assert len(Registry(Path(".bentoml")).versions()) == 1
+    assert len(project_registry(load_params()).versions()) == 1
     kept = max(Path("artifacts/reports").iterdir())  # this run's own folder
     assert {"validation.html", "drift.html"} <= {p.name for p in kept.iterdir()}
 
-    first_production = Registry(Path(".bentoml")).state().production
+    first_production = project_registry(load_params()).state().production
     warm = SMALL.replace(
         "max_epochs: 5", "max_epochs: 5, learning_rate: 0.002, warm_start: production"
     )
@@ -85,7 +86,7 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     candidate = json.loads(Path("artifacts/candidate/detector.json").read_text())
     assert candidate["lineage"]["warm_started_from"] == first_production
     assert _md5(Path("artifacts/backbone/weights.safetensors")) == backbone
-    registry = Registry(Path(".bentoml"))
+    registry = project_registry(load_params())
     versions = registry.versions()
     if "Decision: unchanged" in changed.output:  # early stopping kept production's weights
         assert f"equal version {first_production}'s" in changed.output and len(versions) == 1

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalyflow.registry.store import Registry
+from anomalyflow.params import load_params
+from anomalyflow.pipeline.production import project_registry
 from anomalyflow.serving.server import free_port, smoke_test
 from tests.conftest import REPO, decision_record, make_blobs
 
@@ -60,7 +61,7 @@ def test_serve_binds_loopback_and_a_built_bento_serves_the_production_version(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text("runtime: {progress: false}\n")
-    registry = Registry(Path(".bentoml"))
+    registry = project_registry(load_params())
     version = registry.register(
         saved_detectors[0], decision_record(), make_blobs(rows=8)[0]
     ).version

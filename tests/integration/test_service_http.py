@@ -48,7 +48,9 @@ def served(
     registry = Registry(folder / "bentoml")
     versions = [registry.register(f, decision_record(), ROWS[:16]).version for f in saved_detectors]
     registry.promote(versions[0], lambda v: smoke_test(v, registry.home, params))
-    with running_service(registry.home, params, extra_env=TOKEN) as service:
+    with running_service(
+        registry.home, params, extra_env=TOKEN, model_name=registry.name
+    ) as service:
         assert service.token == TOKEN["ANOMALYFLOW_API_TOKEN"]
         yield service, registry, versions
 
@@ -273,7 +275,7 @@ def test_a_service_asked_to_serve_a_corrupted_version_exits_at_once_in_one_line(
     params = registry.home.parent / EMPTY_PARAMS
     started = subprocess.run(
         service_command("127.0.0.1", free_port()),
-        env=service_environment(registry.home, params, corrupted.version),
+        env=service_environment(registry.home, params, corrupted.version, model_name=registry.name),
         capture_output=True,
         timeout=90,  # a crash loop never exits
         check=False,

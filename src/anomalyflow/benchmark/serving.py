@@ -132,7 +132,7 @@ def measure_service(
         batch_requests: batch requests sent one after another.
     """
     work = _prepare(registry, requests, batch_records)
-    with running_service(registry.home, params_file) as service:
+    with running_service(registry.home, params_file, model_name=registry.name) as service:
         address = urlsplit(service.url)
         endpoint = _Endpoint(str(address.hostname), address.port, work.singles)
         with closing(endpoint.connect(warm_up=0)) as client:

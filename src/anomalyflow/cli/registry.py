@@ -19,10 +19,11 @@ ReasonOption = Annotated[str | None, typer.Option(help="Why; recorded in the aud
 
 
 def open_configured_registry(params: Params) -> Registry:
-    """The registry params name (BentoML's model store under ``registry.bentoml_home``)."""
-    from anomalyflow.registry.store import open_registry
+    """The configured model name's registry (``registry.model_name``, or the name derived
+    from ``data:``'s features) in BentoML's model store under ``registry.bentoml_home``."""
+    from anomalyflow.pipeline.production import project_registry
 
-    return open_registry(params.registry)
+    return project_registry(params)
 
 
 @app.command()
@@ -44,8 +45,9 @@ def models(
     unfinished = registry.unfinished_promotion() if auto else None
     if unfinished:
         typer.echo(f"{unfinished} passed its gate but was never promoted: `promote` finishes it")
+    typer.echo(f"Model {registry.name} in {registry.home}")
     if not versions:
-        typer.echo(f"No registered versions in {registry.home}; `anomalyflow run` adds one.")
+        _no_versions(registry)
         return
     typer.echo(
         f"{'version':<18}{'stage':<12}{'gate':<8}{'auprc':>7}{'auroc':>7}  "
@@ -59,6 +61,16 @@ def models(
             f"{auprc:>7.3f}{auroc:>7.3f}  {v.created:%Y-%m-%d %H:%M:%S}  "
             f"{v.data_version[:12]:<14}{by}"
         )
+
+
+def _no_versions(registry: Registry) -> None:
+    """Say so, and name the other model names' productions: another data set's, or the
+    one registered before model names existed (``registry.model_name`` picks it)."""
+    from anomalyflow.pipeline.production import other_productions
+
+    typer.echo("No registered versions of it yet; `anomalyflow run` adds one.")
+    for name, version in other_productions(registry).items():
+        typer.echo(f"  other model here: {name} (production {version})")
 
 
 def _promotion(entry: dict[str, object] | None) -> dict[str, object]:
@@ -82,11 +94,12 @@ def promote(
     from anomalyflow.pipeline.register import promote as promote_version
 
     params = configured(params_path)
-    chosen = open_configured_registry(params).resolve(version)
-    typer.echo(f"Smoke-testing the service with {chosen} ...")
+    registry = open_configured_registry(params)
+    chosen = registry.resolve(version)
+    typer.echo(f"Smoke-testing the service with {chosen} of model {registry.name} ...")
     try:
         state = promote_version(
-            params.registry, params_path, chosen, force=force, reason=reason, say=typer.echo
+            registry, params_path, chosen, force=force, reason=reason, say=typer.echo
         )
     except Refusal as error:
         fail(f"{error}; production is unchanged")
@@ -110,7 +123,7 @@ def rollback(
     registry = open_configured_registry(params)
     state = registry.rollback(reason=reason)
     left = registry.history()[-1]["previous_production"]  # as the rollback recorded it
-    typer.echo(f"{state.production} is production again; {left} archived.")
+    typer.echo(f"{state.production} is production of {registry.name} again; {left} archived.")
     notify(params.notify, "rollback", version=state.production, replaced=left, reason=reason)
 
 
@@ -139,6 +152,7 @@ def history(
     if as_json:
         typer.echo(json.dumps(events, indent=2))
         return
+    typer.echo(f"History of model {registry.name} ({registry.audit_log})")
     typer.echo(f"{'when (UTC)':<20} {'action':<9} {'version':<18} {'gate':<7} {'by':<22} why")
     for e in events:
         why = ("FORCED: " if e.get("forced") else "") + (e.get("reason") or "")

@@ -40,7 +40,10 @@ def serve(
     params = load_params(params_path)
     registry = open_configured_registry(params)
     if version is None and registry.state().production is None:
-        fail(f"no production model in {registry.home}: `anomalyflow run` or `promote` first")
+        fail(
+            f"no production version of {registry.name} in {registry.home}: "
+            "`anomalyflow run` or `promote` first"
+        )
     if version is not None:
         version = registry.resolve(version)  # a typo is one line here, not a failed start
     host, port = host or params.serving.host, port or params.serving.port
@@ -48,8 +51,9 @@ def serve(
     if host not in LOOPBACK and not os.environ.get(token_variable):
         fail(f"serving on {host} needs a token: set {token_variable} (clients send it as Bearer)")
     command = service_command(host, port)
-    typer.echo(f"Serving on http://{host}:{port}")
-    os.execve(command[0], command, service_environment(registry.home, params_path, version))
+    typer.echo(f"Serving model {registry.name} on http://{host}:{port}")
+    environment = service_environment(registry.home, params_path, version, model_name=registry.name)
+    os.execve(command[0], command, environment)
 
 
 @app.command()
@@ -63,7 +67,9 @@ def score(
     from anomalyflow.scoring import score_file
 
     params = configured(params_path)
-    detector = open_configured_registry(params).load(version)
+    registry = open_configured_registry(params)
+    chosen = registry.resolve(version or "production")
+    detector = registry.load(chosen)
     done = score_file(
         detector,
         input_file,
@@ -72,8 +78,8 @@ def score(
         progress=params.runtime.progress,
     )
     typer.echo(
-        f"Scored {done.rows} rows ({done.rows_per_second:,.0f} rows/s), "
-        f"flagged {done.flagged}: {output_file}"
+        f"Scored {done.rows} rows with {registry.name}:{chosen} "
+        f"({done.rows_per_second:,.0f} rows/s), flagged {done.flagged}: {output_file}"
     )
 
 

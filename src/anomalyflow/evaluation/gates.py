@@ -72,9 +72,15 @@ def compare_on_holdout(
 
 
 def apply_policy(
-    candidate: EvaluationReport, comparison: PairedComparison | None, params: GateParams
+    candidate: EvaluationReport,
+    comparison: PairedComparison | None,
+    params: GateParams,
+    no_baseline: str = "no production model to compare with",
 ) -> GateDecision:
     """Check the candidate against the floors and, if production exists, against it.
+
+    ``no_baseline`` is the relative rule's note when there is no comparison: the caller
+    knows why (the model name's first version, or a production of other features).
 
     The relative rule fails only when the candidate is worse beyond the tolerance with
     confidence: the whole bootstrap interval of the difference lies below ``-tolerance``.
@@ -97,7 +103,7 @@ def apply_policy(
                 None,
                 -params.auprc_tolerance,
                 True,
-                "first model: no production model to compare with",
+                no_baseline,
             )
         )
     else:

@@ -44,7 +44,8 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
     production_entry = production_version(ctx.schema, params.registry)
     if production_entry is None:
         return _saved(Evaluation(report, None, None), paths)
-    production = open_registry(params.registry).load(production_entry.version)  # verified
+    registry = open_registry(params.registry, ctx.schema.features)
+    production = registry.load(production_entry.version)  # verified
     baseline = production.decision_function(holdout.x)
     production_report = evaluate(
         holdout.y, baseline, production.threshold_, params.evaluation, seed=seed

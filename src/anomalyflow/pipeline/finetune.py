@@ -45,8 +45,9 @@ def finetune(ctx: RunContext, batch: Table, source: Path, seed: int | None = Non
     production = None
     if ctx.params.finetune.warm_start == "production":
         production = production_version(ctx.schema, ctx.params.registry)
+    registry = open_registry(ctx.params.registry, ctx.schema.features)
     candidate = (
-        open_registry(ctx.params.registry).load(production.version, runtime)  # verified
+        registry.load(production.version, runtime)  # verified
         if production
         else AnomalyDetector.load(ctx.paths.backbone, runtime)
     )

@@ -13,6 +13,8 @@ from anomalyflow.evaluation.threshold import explain_threshold
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.evaluate import Evaluation
 from anomalyflow.pipeline.lineage import file_digest, git_commit
+from anomalyflow.pipeline.production import no_baseline_note
+from anomalyflow.registry.store import open_registry
 
 
 def gate(
@@ -24,9 +26,15 @@ def gate(
     candidate (hashes, params, commit, Prefect run), so a decision can be audited later.
     """
     paths = ctx.paths
-    decision = apply_policy(evaluation.candidate, evaluation.comparison, ctx.params.gate)
+    # Only the production of the candidate's own model name is a baseline.
+    registry = open_registry(ctx.params.registry, ctx.schema.features)
+    no_baseline = no_baseline_note(registry) if evaluation.comparison is None else ""
+    decision = apply_policy(
+        evaluation.candidate, evaluation.comparison, ctx.params.gate, no_baseline
+    )
     production = evaluation.production
     record = decision.to_dict() | {
+        "model_name": registry.name,
         "decided_at": datetime.now(UTC).isoformat(),
         "candidate_metrics": evaluation.candidate.to_dict(),
         "production_metrics": production.to_dict() if production else None,

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from anomalyflow.data.loaders import read_table
-from anomalyflow.params import RegistryParams
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import file_digest
-from anomalyflow.registry.store import ModelVersion, RegistryState, open_registry
+from anomalyflow.registry.store import ModelVersion, Registry, RegistryState, open_registry
 from anomalyflow.serving.server import smoke_test
 
 
@@ -23,7 +22,7 @@ def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
     """
     holdout = read_table(ctx.paths.holdout, ctx.schema)
     registry = ctx.params.registry
-    return open_registry(registry).register(
+    return open_registry(registry, ctx.schema.features).register(
         ctx.paths.candidate, record, holdout.x[: registry.smoke_rows]
     )
 
@@ -35,7 +34,7 @@ def registered_twin(ctx: RunContext) -> str | None:
     them again would list one model twice under two names.
     """
     weights = file_digest(ctx.paths.candidate / "weights.safetensors")
-    for version in open_registry(ctx.params.registry).versions():
+    for version in open_registry(ctx.params.registry, ctx.schema.features).versions():
         decision = json.loads((version.path / "decision.json").read_text())
         if decision.get("lineage", {}).get("candidate_weights_md5") == weights:
             return version.version
@@ -43,7 +42,7 @@ def registered_twin(ctx: RunContext) -> str | None:
 
 
 def promote(
-    registry_params: RegistryParams,
+    registry: Registry,
     params_file: Path,
     version: str,
     *,
@@ -52,9 +51,8 @@ def promote(
     actor: str | None = None,
     say: Callable[[str], object] = lambda line: None,
 ) -> RegistryState:
-    """Make ``version`` production once its packaged service passes the smoke test;
-    ``say`` hears each step of the test as it passes."""
-    registry = open_registry(registry_params)
+    """Make ``version`` production in ``registry`` (one model name's) once its packaged
+    service passes the smoke test; ``say`` hears each step of the test as it passes."""
     return registry.promote(
         version,
         lambda chosen: smoke_test(chosen, registry.home, params_file, say=say),

@@ -23,7 +23,7 @@ def shadow(
     from then on shows it.
     """
     schema = schema_from(params.data)
-    registry = open_registry(params.registry)
+    registry = open_registry(params.registry, schema.features)
     production = registry.production()
     if production is None:
         raise RegistryError("no production model to shadow yet")

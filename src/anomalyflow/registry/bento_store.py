@@ -25,14 +25,13 @@ from bentoml.models import ModelContext
 
 from anomalyflow.registry.errors import RegistryError
 
-MODEL_NAME = "anomalyflow-detector"
-
 
 class ModelFolders:
-    """The versions of ``anomalyflow-detector`` in the model store of one home."""
+    """The versions of one model name in the model store of one home."""
 
-    def __init__(self, home: Path) -> None:
-        self.root = home / "models" / MODEL_NAME
+    def __init__(self, home: Path, name: str) -> None:
+        self.name = name
+        self.root = home / "models" / name
         self._staging = home / "anomalyflow" / "staging"  # same file system, not listed
 
     def versions(self) -> list[str]:
@@ -55,7 +54,7 @@ class ModelFolders:
     def create(self, labels: dict[str, str], metadata: dict[str, Any]) -> Iterator[bentoml.Model]:
         """A new version to fill in ``model.path``; it enters the store whole on exit."""
         model = bentoml.Model.create(
-            MODEL_NAME,
+            self.name,
             module="",
             api_version="v1",
             signatures={},
@@ -75,7 +74,7 @@ class ModelFolders:
         self._write_latest(version)
 
     def _write_latest(self, version: str) -> None:
-        """BentoML's ``latest`` pointer (``anomalyflow-detector:latest``)."""
+        """BentoML's ``latest`` pointer (``<name>:latest``)."""
         with tempfile.NamedTemporaryFile("w", dir=self._staging, delete=False) as latest:
             latest.write(version)
         os.replace(latest.name, self.root / "latest")

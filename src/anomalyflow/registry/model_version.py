@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class ModelVersion:
     """One registered version, as ``anomalyflow models`` lists it."""
 
+    model_name: str  # the BentoML model name it is a version of
     version: str
     stage: Stage
     gate_passed: bool
@@ -37,6 +38,7 @@ class ModelVersion:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "model": self.model_name,
             "version": self.version,
             "stage": self.stage,
             "gate": "passed" if self.gate_passed else "failed",
@@ -51,6 +53,7 @@ def describe(model: bentoml.Model, state: RegistryState) -> ModelVersion:
     """``model`` with the stage ``state`` gives it."""
     metadata: dict[str, Any] = dict(model.info.metadata)
     return ModelVersion(
+        model_name=str(model.tag.name),
         version=str(model.tag.version),
         stage=state.stage_of(str(model.tag.version)),
         gate_passed=model.info.labels.get("gate") == "passed",

@@ -1,11 +1,11 @@
 """Model versions and their stages over the BentoML model store.
 
-Every version the pipeline registers is a BentoML model ``anomalyflow-detector:<version>``
+Every version the pipeline registers is a BentoML model ``<model name>:<version>``
 holding the detector files (weights, scaler, threshold), the decision record and a
 smoke batch; its labels carry the stage and the gate outcome, its metadata the
 threshold, registered metrics and lineage, so ``bentoml models list`` shows them too.
 
-Which version is production follows from one append-only audit log
+Which version is production follows from one append-only audit log per model name
 (:mod:`anomalyflow.registry.audit`): each change is one line appended under an
 exclusive lock, after checking that nobody else changed the registry since the caller
 looked. A change has happened exactly when its line is in the log, so a crash
@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from anomalyflow.params import RegistryParams, RuntimeParams
 from anomalyflow.registry.audit import AuditEntry, AuditLog, describe_errors
-from anomalyflow.registry.bento_store import MODEL_NAME, ModelFolders
+from anomalyflow.registry.bento_store import ModelFolders
 from anomalyflow.registry.errors import AuditLogTampered, RegistryConflict, RegistryError
 from anomalyflow.registry.model_version import (
     ModelVersion,
@@ -45,6 +45,7 @@ from anomalyflow.registry.model_version import (
     failed_rules,
     feature_names,
 )
+from anomalyflow.registry.naming import LEGACY_MODEL_NAME, audit_log_path, model_name
 from anomalyflow.registry.state import InvalidTransition, RegistryState, Stage, fold
 from anomalyflow.registry.verify import verified_detector, with_weights_md5
 
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # torch loads only where a model does: listing stays quick
     from anomalyflow.detector import AnomalyDetector
 
 __all__ = [
-    "MODEL_NAME",
+    "LEGACY_MODEL_NAME",
     "REGISTERED_METRICS",
     "AuditLogTampered",
     "ModelVersion",
@@ -71,12 +72,17 @@ NAMED_VERSIONS = ("production", "previous", "latest")
 
 
 class Registry:
-    """The registry under one BentoML home (``models/`` plus ``anomalyflow/audit.jsonl``)."""
+    """One model name's registry under a BentoML home: ``models/<name>/`` and its audit log.
 
-    def __init__(self, home: Path) -> None:
+    Each model name has its own versions, production, history and lock: nothing one
+    name does changes another's.
+    """
+
+    def __init__(self, home: Path, name: str = LEGACY_MODEL_NAME) -> None:
         self.home = Path(home)
-        self.models = ModelFolders(self.home)
-        self.log = AuditLog(self.home / "anomalyflow" / "audit.jsonl")
+        self.name = name
+        self.models = ModelFolders(self.home, name)
+        self.log = AuditLog(audit_log_path(self.home, name))
 
     @property
     def audit_log(self) -> Path:
@@ -113,13 +119,13 @@ class Registry:
         known = self.models.versions()
         if ref == "latest":
             if not known:
-                raise RegistryError(f"no registered versions in {self.home}")
+                raise RegistryError(f"no registered versions of {self.name} in {self.home}")
             return str(max(self.models.all(), key=lambda m: m.info.creation_time).tag.version)
         if ref in known:
             return ref
         matches = sorted(v for v in known if ref and v.startswith(ref))
         if not matches:
-            raise RegistryError(f"no registered version matches '{ref}' in {self.home}")
+            raise RegistryError(f"no registered version matches '{ref}' in {self.name}")
         if len(matches) > 1:
             raise RegistryError(
                 f"'{ref}' is ambiguous, it starts {len(matches)} versions: "
@@ -166,10 +172,10 @@ class Registry:
         state = self.state()
         if name == "production":
             if state.production is None:
-                raise RegistryError(f"no production version in {self.home} yet")
+                raise RegistryError(f"no production version of {self.name} in {self.home} yet")
             return state.production
         if not state.previous:
-            raise RegistryError(f"no previous production in {self.home}: nothing preceded it")
+            raise RegistryError(f"no previous production of {self.name}: nothing preceded it")
         return state.previous[-1]
 
     # changing -----------------------------------------------------------------------
@@ -367,13 +373,16 @@ def bentoml_home() -> Path:
     return Path(os.path.expandvars(os.environ.get("BENTOML_HOME") or "~/bentoml")).expanduser()
 
 
-def open_registry(params: RegistryParams) -> Registry:
-    """The registry under ``$BENTOML_HOME`` when set, else ``registry.bentoml_home``.
+def open_registry(params: RegistryParams, features: Sequence[str]) -> Registry:
+    """The registry of the configured model name (:func:`model_name` of ``features``,
+    the data set's columns in order) under ``$BENTOML_HOME`` when set, else
+    ``registry.bentoml_home``.
 
-    Services started from here get the same home in their environment, so they read
-    the same model store.
+    Services started from here get the same home and name in their environment, so
+    they read the same model.
     """
-    return Registry(Path(os.environ.get("BENTOML_HOME") or params.bentoml_home).resolve())
+    home = Path(os.environ.get("BENTOML_HOME") or params.bentoml_home).resolve()
+    return Registry(home, model_name(params, features))
 
 
 def _next_state(current: RegistryState, line: str) -> RegistryState:

@@ -27,6 +27,7 @@ from anomalyflow.registry.store import ModelVersion
 SERVICE = "anomalyflow.serving.service:AnomalyService"
 PINNED_VERSION = "ANOMALYFLOW_MODEL_VERSION"  # serve this version, not production
 PARAMS_FILE = "ANOMALYFLOW_PARAMS"  # the params.yaml the service reads
+MODEL_NAME = "ANOMALYFLOW_MODEL_NAME"  # the model name whose versions it serves
 
 
 class SmokeTestFailed(Refusal, RuntimeError):
@@ -73,8 +74,10 @@ def service_environment(
     params_file: Path,
     version: str | None,
     extra: Mapping[str, str] | None = None,
+    model_name: str | None = None,
 ) -> dict[str, str]:
-    """The service's environment: our BentoML home and params, and a pinned version.
+    """The service's environment: our BentoML home and params, a pinned version, and the
+    model name (None: the one params derive).
 
     ``extra`` adds variables (a token, in tests) over the ones of this process.
     """
@@ -87,9 +90,10 @@ def service_environment(
             PARAMS_FILE: str(params_file.resolve()),
         }
     )
-    env.pop(PINNED_VERSION, None)
-    if version:
-        env[PINNED_VERSION] = version
+    for variable, value in ((PINNED_VERSION, version), (MODEL_NAME, model_name)):
+        env.pop(variable, None)
+        if value:
+            env[variable] = value
     return env
 
 
@@ -102,6 +106,7 @@ def running_service(
     port: int | None = None,
     timeout_s: float = 120.0,
     extra_env: Mapping[str, str] | None = None,
+    model_name: str | None = None,
 ) -> Iterator[RunningService]:
     """Start the service, wait for ``/readyz``, and stop it (and its workers) on exit.
 
@@ -109,7 +114,7 @@ def running_service(
     once: :class:`SmokeTestFailed` with its last lines, without waiting ``timeout_s``.
     """
     port = port or free_port(host)
-    env = service_environment(bentoml_home, params_file, version, extra_env)
+    env = service_environment(bentoml_home, params_file, version, extra_env, model_name)
     token = env.get(load_params(params_file).serving.api_token_env) or None
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
         process = subprocess.Popen(
@@ -150,7 +155,9 @@ def smoke_test(
     say(f"  weights verified; {len(rows)} smoke rows score finite in process")
     started = time.perf_counter()
     try:
-        with running_service(bentoml_home, params_file, version.version) as service:
+        with running_service(
+            bentoml_home, params_file, version.version, model_name=version.model_name
+        ) as service:
             say(f"  packaged service started at {service.url}")
             for probe in ("/livez", "/readyz"):
                 with urllib.request.urlopen(service.url + probe, timeout=10) as response:

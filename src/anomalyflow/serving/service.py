@@ -1,8 +1,9 @@
 """The BentoML service: scores JSON records with the production model.
 
 ``bentoml serve anomalyflow.serving.service:AnomalyService`` (or ``anomalyflow serve``)
-loads the registry's production version at start-up, or the version named by
-``ANOMALYFLOW_MODEL_VERSION`` (the promotion smoke test serves a candidate that way).
+loads the production version of one model name at start-up (``ANOMALYFLOW_MODEL_NAME``,
+else the name params configure), or the version named by ``ANOMALYFLOW_MODEL_VERSION``
+(the promotion smoke test serves a candidate that way).
 Before anything listens, the version's files are verified against the hashes recorded
 when it was gated and saved; a version that fails, a bad params file or an empty token
 variable stops the server at once with one line on stderr and exit code 2, instead of
@@ -13,7 +14,7 @@ checks the audit log (one ``stat``) and swaps in the new production model betwee
 requests, so nothing is dropped. An audit log that fails verification, or a new
 production whose files fail it, switches nothing: the service keeps serving the last
 production it verified and logs the refusal once. Inside a built Bento, where there is
-no audit log, it serves the version packaged with the stage label ``production``.
+no registry, it serves the version packaged with the stage label ``production``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from anomalyflow.detector import AnomalyDetector  # noqa: E402
 from anomalyflow.errors import Refusal  # noqa: E402
 from anomalyflow.integrity import IntegrityError  # noqa: E402
 from anomalyflow.params import Params, ServingParams, load_params  # noqa: E402
+from anomalyflow.pipeline.data import schema_from  # noqa: E402
 from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
-from anomalyflow.registry.store import MODEL_NAME, Registry, bentoml_home  # noqa: E402
+from anomalyflow.registry.naming import model_name  # noqa: E402
+from anomalyflow.registry.store import Registry, bentoml_home  # noqa: E402
 from anomalyflow.registry.verify import verified_detector  # noqa: E402
 from anomalyflow.serving.client_errors import log_client_errors_as_one_line  # noqa: E402
 from anomalyflow.serving.guard import MEGABYTE, RequestGuard, api_token  # noqa: E402
@@ -47,7 +50,7 @@ from anomalyflow.serving.records import (  # noqa: E402
     finite_scores,
     records_to_matrix,
 )
-from anomalyflow.serving.server import PARAMS_FILE, PINNED_VERSION  # noqa: E402
+from anomalyflow.serving.server import MODEL_NAME, PARAMS_FILE, PINNED_VERSION  # noqa: E402
 
 INLINE_RECORDS = 64  # requests up to this size are scored on the event loop
 START_REFUSED = 2  # the exit code of a refused start, as for every refusal
@@ -57,37 +60,43 @@ class NothingToServe(Refusal):
     """No version is pinned and none is production."""
 
 
-def _registry() -> Registry:
-    return Registry(bentoml_home())  # BentoML's own home: where bentoml.models looks
+def _registry(params: Params) -> Registry:
+    """The served model name's registry in BentoML's own home (where bentoml.models looks)."""
+    name = os.environ.get(MODEL_NAME) or model_name(
+        params.registry, schema_from(params.data).features
+    )
+    return Registry(bentoml_home(), name)
 
 
-def _served_version(registry: Registry) -> str:
-    """Which version to serve: pinned, else production in the registry or the Bento."""
+def _served(registry: Registry) -> tuple[str, str]:
+    """Which model name and version to serve: pinned, else production in the registry,
+    else, in a home with no registry of ours (a built Bento), the packaged production."""
     pinned = os.environ.get(PINNED_VERSION)
     if pinned:
-        return registry.resolve(pinned)
+        return registry.name, registry.resolve(pinned)
     production = registry.state().production
     if production:
-        return production
-    try:  # inside a Bento: the packaged model carries its stage label
-        packaged = bentoml.models.list(MODEL_NAME)
-    except NotFound:
-        packaged = []
-    for model in packaged:
-        if model.info.labels.get("stage") == "production":
-            return str(model.tag.version)
+        return registry.name, production
+    if not (registry.home / "anomalyflow").exists():  # never another project's models
+        try:  # the packaged model carries its stage label
+            packaged = bentoml.models.list()
+        except NotFound:
+            packaged = []
+        for model in packaged:
+            if model.info.labels.get("stage") == "production":
+                return str(model.tag.name), str(model.tag.version)
     raise NothingToServe(
-        f"no production model in {registry.home}: run `anomalyflow run` or "
-        "`anomalyflow promote VERSION` first"
+        f"no production version of {registry.name} in {registry.home}: run `anomalyflow "
+        "run` or `anomalyflow promote VERSION` first"
     )
 
 
-def _verified(version: str) -> AnomalyDetector:
+def _verified(name: str, version: str) -> AnomalyDetector:
     """The stored version's detector once its files match what was recorded."""
     try:
-        stored = bentoml.models.get(f"{MODEL_NAME}:{version}")
+        stored = bentoml.models.get(f"{name}:{version}")
     except NotFound:
-        raise IntegrityError(f"version '{version}' is not in the model store") from None
+        raise IntegrityError(f"version '{name}:{version}' is not in the model store") from None
     return verified_detector(Path(stored.path), version)
 
 
@@ -100,48 +109,52 @@ def _params() -> Params:
     return Params()
 
 
-def _checked_start() -> tuple[ServingParams, str | None, str]:
-    """Params, token and the verified version to serve, or exit with one line.
+def _checked_start() -> tuple[ServingParams, str | None, Registry, tuple[str, str]]:
+    """Params, token, the registry and the verified (name, version) to serve, or exit
+    with one line.
 
     Runs in the server's main process when it imports the service, before any worker
     starts, so a refusal ends the server instead of a worker crashing in a loop.
     """
     try:
-        params = _params().serving
-        token = api_token(params.api_token_env)
-        version = _served_version(_registry())
-        _verified(version)
+        params = _params()
+        token = api_token(params.serving.api_token_env)
+        registry = _registry(params)
+        served = _served(registry)
+        _verified(*served)
     except Refusal as refused:
         print(f"anomalyflow serve: refused to start: {refused}", file=sys.stderr, flush=True)
         raise SystemExit(START_REFUSED) from None
-    return params, token, version
+    return params.serving, token, registry, served
 
 
-SERVING, TOKEN, STARTING_VERSION = _checked_start()
+SERVING, TOKEN, REGISTRY, (SERVED_NAME, STARTING_VERSION) = _checked_start()
 
 
 @bentoml.service(name="anomalyflow-service", workers=1, traffic={"timeout": 60})
 class AnomalyService:
     """Scores and explains records; reports the features and threshold it expects."""
 
-    packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:{STARTING_VERSION}")
+    packaged_model = bentoml.models.BentoModel(f"{SERVED_NAME}:{STARTING_VERSION}")
 
     def __init__(self) -> None:
         log_client_errors_as_one_line()  # here: BentoML has configured logging by now
         self.params = SERVING
-        self.registry = _registry()
+        self.registry = Registry(REGISTRY.home, SERVED_NAME)
         self.follows_registry = not os.environ.get(PINNED_VERSION)
         self._swap = threading.Lock()
         self._follower = ProductionFollower(self.registry)
-        version = _served_version(self.registry)
+        name, version = _served(self.registry)
         # One reference swap: a request sees the old pair or the new one, never a mix.
-        self.serving = (_verified(version), version)
+        self.serving = (_verified(name, version), version)
 
     def _follow_promotions(self) -> tuple[AnomalyDetector, str]:
         """The model to use for this request, after picking up a promotion or rollback."""
         if self.follows_registry and self._follower.changed():
             with self._swap:
-                switched = self._follower.switch(self.serving[1], _verified)
+                switched = self._follower.switch(
+                    self.serving[1], lambda version: _verified(SERVED_NAME, version)
+                )
                 if switched is not None:
                     version, model = switched
                     self.serving = (model, version)

@@ -1,0 +1,41 @@
+"""Which model name a project's versions live under: one per data set's features.
+
+Each model name has its own versions, production and audit log, so a project that
+points ``data:`` at a second data set starts a second model instead of replacing the
+first one's production with a model of other columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from anomalyflow.params import RegistryParams
+
+# Every version registered before model names existed lives under this name, with its
+# audit log where it always was; ``registry.model_name: anomalyflow-detector`` keeps it.
+LEGACY_MODEL_NAME = "anomalyflow-detector"
+
+
+def derived_model_name(features: Sequence[str]) -> str:
+    """``anomalyflow-<hash>`` of the feature names in order.
+
+    Order counts: the detector reads its columns in that order, and the registry's
+    feature guard treats another order as other features. Every feature is numeric and
+    scored as float32, so the names alone tell two schemas apart.
+    """
+    digest = hashlib.sha256("\n".join(features).encode()).hexdigest()
+    return f"anomalyflow-{digest[:10]}"
+
+
+def model_name(registry: RegistryParams, features: Sequence[str]) -> str:
+    """``registry.model_name`` when set, else the name derived from ``features``."""
+    return registry.model_name or derived_model_name(features)
+
+
+def audit_log_path(home: Path, name: str) -> Path:
+    """Where one model name's audit log lives (the legacy name's where it always was)."""
+    if name == LEGACY_MODEL_NAME:
+        return home / "anomalyflow" / "audit.jsonl"
+    return home / "anomalyflow" / "models" / name / "audit.jsonl"
