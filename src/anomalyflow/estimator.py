@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -221,48 +221,33 @@ def as_labels(y: Any, rows: int) -> np.ndarray | None:
     return numeric.astype(np.int64)
 
 
+@dataclass(eq=False, repr=False)  # identity equality, hashing and repr, as scikit-learn's
 class ConfiguredEstimator(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
     """The parameters, fitted state and input checks of a detector, as scikit-learn has them.
 
-    Every ``__init__`` argument is stored unchanged and nothing else is set there, so
-    ``get_params``, ``set_params`` and ``clone`` work; fitted attributes end in ``_``.
-    :class:`~anomalyflow.detector.AnomalyDetector` documents the arguments.
+    ``__init__`` is the dataclass's: it stores every argument unchanged and sets nothing
+    else, so ``get_params``, ``set_params`` and ``clone`` work; fitted attributes end in
+    ``_``. :class:`~anomalyflow.detector.AnomalyDetector` documents the arguments.
     """
 
-    feature_names_: tuple[str, ...]
-    feature_names_in_: np.ndarray
-    n_features_in_: int
-
-    def __init__(
-        self,
-        settings: DetectorSettings | None = None,
-        pretrained: bool = True,
-        *,
-        label_free: bool = False,
-        hidden_dim: int | None = None,
-        embedding_dim: int | None = None,
-        pretrain_epochs: int | None = None,
-        finetune_epochs: int | None = None,
-        threshold_method: Literal["alert_rate", "false_positive_rate", "best_f1"] | None = None,
-        alert_rate: float | None = None,
-        false_positive_rate: float | None = None,
-        device: Literal["auto", "cpu", "cuda"] | None = None,
-        random_state: int | None = None,
-        verbose: bool | None = None,
-    ) -> None:
-        self.settings = settings
-        self.pretrained = pretrained
-        self.label_free = label_free
-        self.hidden_dim = hidden_dim
-        self.embedding_dim = embedding_dim
-        self.pretrain_epochs = pretrain_epochs
-        self.finetune_epochs = finetune_epochs
-        self.threshold_method = threshold_method
-        self.alert_rate = alert_rate
-        self.false_positive_rate = false_positive_rate
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    settings: DetectorSettings | None = None
+    pretrained: bool = True
+    _: KW_ONLY
+    label_free: bool = False
+    hidden_dim: int | None = None
+    embedding_dim: int | None = None
+    pretrain_epochs: int | None = None
+    finetune_epochs: int | None = None
+    threshold_method: Literal["alert_rate", "false_positive_rate", "best_f1"] | None = None
+    alert_rate: float | None = None
+    false_positive_rate: float | None = None
+    device: Literal["auto", "cpu", "cuda"] | None = None
+    random_state: int | None = None
+    verbose: bool | None = None
+    # Fitted, so never arguments: set by fit, absent until then.
+    feature_names_: tuple[str, ...] = field(init=False)
+    feature_names_in_: np.ndarray = field(init=False)
+    n_features_in_: int = field(init=False)
 
     def resolved_settings(self) -> DetectorSettings:
         """``settings`` (or ``params.yaml``'s defaults) with the keyword knobs applied."""
