@@ -44,6 +44,7 @@ from anomalyflow.params import FinetuneParams, ModelParams, RuntimeParams
 from anomalyflow.training.checkpoint import fingerprint, remove_checkpoint
 from anomalyflow.training.linear import fit_linear_score
 from anomalyflow.training.loop import (
+    Checkpointing,
     EarlyStopping,
     TrainingStats,
     batches,
@@ -113,6 +114,7 @@ def finetune(
     rows = _training_rows(scorer, x, y, params, runtime.seed, device)
     schedule = _schedule(params, rows.training_size, pretrained=scorer.backbone is not None)
     optimizer = _optimizer(scorer, params, schedule.encoder_lr)
+    run_id = _run_id(x, y, model, params, runtime.seed, scorer.backbone, start_from)
     stats = run_epochs(
         scorer,
         optimizer,
@@ -121,11 +123,9 @@ def finetune(
             len(rows.negatives), schedule.batch_size, params.max_epochs, params.max_steps
         ),
         seed=runtime.seed,
-        run_id=_run_id(x, y, model, params, runtime.seed, scorer.backbone, start_from),
         label="fine-tune",
         progress=runtime.progress,
-        checkpoint=checkpoint,
-        on_epoch_end=on_epoch_end,
+        checkpointing=Checkpointing(checkpoint, run_id, on_epoch_end),
         early_stopping=_early_stopping(scorer, rows, params, schedule),
     )
     linear_started = time.perf_counter()

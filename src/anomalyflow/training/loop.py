@@ -46,6 +46,38 @@ class TrainingStats:
 
 
 @dataclass(frozen=True)
+class Checkpointing:
+    """What lets a run resume: the file each finished epoch is saved to, and what must match.
+
+    Attributes:
+        path: written after every epoch and resumed from (``None``: neither). The caller
+            removes it once the work that follows training is done too.
+        run_id: fingerprint of the data and settings that a saved epoch must carry.
+        on_epoch_end: called with each finished epoch's index once it is saved (progress;
+            fault injection, which interrupts a run between epochs).
+    """
+
+    path: Path | None
+    run_id: str
+    on_epoch_end: Callable[[int], None] | None = None
+
+    def end_epoch(
+        self, epoch: int, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    ) -> None:
+        """Save the finished ``epoch`` with the loop's ``state``, then say so."""
+        if self.path is not None:
+            saved = {
+                "model": module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "loop": state,
+                "fingerprint": self.run_id,
+            }
+            save_checkpoint(self.path, saved)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch)
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     """Stop once a validation metric has not risen for ``patience`` epochs; keep the best.
 
@@ -70,11 +102,9 @@ def run_epochs(
     *,
     epochs: int,
     seed: int,
-    run_id: str,
     label: str,
     progress: bool,
-    checkpoint: Path | None = None,
-    on_epoch_end: Callable[[int], None] | None = None,
+    checkpointing: Checkpointing,
     early_stopping: EarlyStopping | None = None,
 ) -> TrainingStats:
     """Train ``module`` for up to ``epochs`` epochs, one optimizer step per batch.
@@ -82,17 +112,14 @@ def run_epochs(
     Args:
         batch_losses: the stage's epoch. Each epoch draws from a generator derived from
             ``seed`` and the epoch, so a resumed run repeats the clean run exactly.
-        run_id: fingerprint of the data and settings that a checkpoint must match.
         label: the progress bar's name; ``progress`` shows the bar.
-        checkpoint: file written after every epoch and resumed from. The caller removes
-            it once the work that follows training is done too.
-        on_epoch_end: called with each finished epoch's index (progress, fault injection).
+        checkpointing: where each epoch is saved and resumed from, and who hears of it.
         early_stopping: without it every epoch runs and the last weights are kept.
 
     Returns:
         The run's statistics; ``seconds`` covers the epochs run here.
     """
-    state = _starting_state(module, optimizer, checkpoint, run_id, early_stopping)
+    state = _starting_state(module, optimizer, checkpointing, early_stopping)
     start_epoch = int(state["epoch"])
     steps = rows_seen = 0
     loss = float("nan")
@@ -112,10 +139,7 @@ def run_epochs(
             metric, stop = _judge_epoch(early_stopping, module, state, epoch)
             postfix[early_stopping.name] = f"{metric:.3f}"
         bar.set_postfix(postfix)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, _checkpoint(module, optimizer, state, run_id))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
+        checkpointing.end_epoch(epoch, module, optimizer, state)
         if stop:
             break
     if early_stopping is not None:
@@ -147,8 +171,7 @@ def _train_epoch(
 def _starting_state(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
-    checkpoint: Path | None,
-    run_id: str,
+    checkpointing: Checkpointing,
     early_stopping: EarlyStopping | None,
 ) -> dict[str, Any]:
     """The loop's state: the checkpoint's, its weights and optimizer loaded, or a new one.
@@ -156,7 +179,7 @@ def _starting_state(
     A new run counts its untrained weights as the best so far, so early stopping never
     returns weights worse than those it started from.
     """
-    saved = load_checkpoint(checkpoint, run_id)
+    saved = load_checkpoint(checkpointing.path, checkpointing.run_id)
     if saved is not None:
         module.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -169,17 +192,6 @@ def _starting_state(
         "best_metric": early_stopping.metric(),
         "best_weights": copy.deepcopy(module.state_dict()),
         "stale_epochs": 0,
-    }
-
-
-def _checkpoint(
-    module: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], run_id: str
-) -> dict[str, Any]:
-    return {
-        "model": module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "loop": state,
-        "fingerprint": run_id,
     }
 
 

@@ -15,6 +15,7 @@ from anomalyflow.models.backbone import TAIL_LEVELS, Backbone
 from anomalyflow.params import ModelParams, PretrainParams, RuntimeParams
 from anomalyflow.training.checkpoint import fingerprint, remove_checkpoint
 from anomalyflow.training.loop import (
+    Checkpointing,
     TrainingStats,
     batches,
     epoch_budget,
@@ -57,19 +58,17 @@ def pretrain(
     )
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     train = data[train_rows.to(device)]
+    settings = {"model": asdict(model), "pretrain": asdict(params), "seed": runtime.seed}
+    run_id = fingerprint(x, settings=settings)
     stats = run_epochs(
         backbone,
         optimizer,
         partial(_reconstruction_losses, backbone, train, params, batch_size),
         epochs=epoch_budget(len(train_rows), batch_size, params.max_epochs, params.max_steps),
         seed=runtime.seed,
-        run_id=fingerprint(
-            x, settings={"model": asdict(model), "pretrain": asdict(params), "seed": runtime.seed}
-        ),
         label="pretrain",
         progress=runtime.progress,
-        checkpoint=checkpoint,
-        on_epoch_end=on_epoch_end,
+        checkpointing=Checkpointing(checkpoint, run_id, on_epoch_end),
     )
     _calibrate(backbone, data[calibration_rows.to(device)], device)
     remove_checkpoint(checkpoint)
