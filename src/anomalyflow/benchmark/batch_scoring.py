@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from anomalyflow.benchmark.serving import production_version, resample
+from anomalyflow.benchmark.speed import BesideBareForward
 from anomalyflow.detector import SCORE_BATCH, AnomalyDetector
 from anomalyflow.registry.store import Registry
 
@@ -32,7 +33,7 @@ ID_COLUMN = "transaction_id"
 
 
 @dataclass(frozen=True)
-class BatchScoringFigures:
+class BatchScoringFigures(BesideBareForward):
     """``score_file`` on a generated Parquet file beside the bare forward pass."""
 
     version: str
@@ -51,11 +52,6 @@ class BatchScoringFigures:
     def scoring_rows_per_second(self) -> float:
         """Rows/s of ``score_file`` alone (reading, scaling, the network, writing)."""
         return self.rows / self.scoring_seconds
-
-    @property
-    def scoring_to_forward_ratio(self) -> float:
-        """Share of the bare network's speed that scoring a file keeps."""
-        return self.scoring_rows_per_second / self.bare_forward_rows_per_second
 
     @property
     def memory_target_met(self) -> bool:
