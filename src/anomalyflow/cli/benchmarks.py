@@ -258,3 +258,54 @@ def _serving_payload(service: ServiceFigures, scoring: BatchScoringFigures) -> d
             "memory_target_met": scoring.memory_target_met,
         },
     }
+
+
+@app.command("benchmark-soak")
+@refusing
+def benchmark_soak(
+    clients: Annotated[int, typer.Option(min=1, help="Client threads sending at once.")] = 8,
+    seconds: Annotated[float, typer.Option(min=3, help="How long the clients send.")] = 60.0,
+    batch_every: Annotated[int, typer.Option(min=1, help="Every n-th request a batch.")] = 10,
+    batch_records: Annotated[int, typer.Option(min=1, help="Records per batch request.")] = 100,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Version promoted mid-soak; default: the previous production."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="JSON with every figure.")] = Path(
+        "benchmark-results/soak.json"
+    ),
+    params_path: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Clients score through `anomalyflow serve` while a version is promoted, then rolled
+    back: req/s, p50/p99 and errors (target: none)."""
+    from anomalyflow.atomic import write_json
+    from anomalyflow.benchmark.soak import soak
+
+    params = configured(params_path)
+    if batch_records > params.serving.max_batch_records:
+        fail(f"--batch-records must be within 1..{params.serving.max_batch_records}")
+    registry = open_configured_registry(params)
+    typer.echo(
+        f"{os.cpu_count()} CPU cores; {clients} clients for {seconds:g} s on 127.0.0.1, "
+        f"every {batch_every}th request a batch of {batch_records} records"
+    )
+    token = os.environ.get(params.serving.api_token_env) or None
+    figures = soak(
+        registry, params_path, clients, seconds, batch_every, batch_records, target, token
+    )
+    typer.echo(
+        f"{figures.requests:,} requests ({figures.singles:,} single, {figures.batches:,} batch) "
+        f"in {figures.seconds:.1f} s: {figures.requests_per_second:,.0f} req/s; p50 "
+        f"{figures.p50_ms:.1f} ms, p99 {figures.p99_ms:.1f} ms (single p50 "
+        f"{figures.single_p50_ms:.1f} / p99 {figures.single_p99_ms:.1f} ms; batch p50 "
+        f"{figures.batch_p50_ms:.1f} / p99 {figures.batch_p99_ms:.1f} ms)"
+    )
+    for change in figures.changes:
+        typer.echo(f"  {change['action']} at {change['at_s']} s, took {change['took_s']} s")
+    typer.echo(f"answers by version: {figures.answers_by_version}")
+    typer.echo(f"errors: {figures.errors} (target 0: {'met' if not figures.errors else 'not met'})")
+    for sample in figures.error_samples:
+        typer.echo(f"  {sample}")
+    payload = {"command": " ".join(["anomalyflow", *sys.argv[1:]]), "cpu_count": os.cpu_count()}
+    write_json(out, payload | asdict(figures))
+    typer.echo(f"wrote {out}")
