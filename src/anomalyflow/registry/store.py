@@ -172,7 +172,7 @@ class Registry:
         state = self.state()
         if name == "production":
             if state.production is None:
-                raise RegistryError(f"no production version of {self.name} in {self.home} yet")
+                raise RegistryError(f"no production model of {self.name} in {self.home} yet")
             return state.production
         if not state.previous:
             raise RegistryError(f"no previous production of {self.name}: nothing preceded it")
