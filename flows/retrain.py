@@ -36,6 +36,7 @@ from anomalyflow.pipeline.state import (
 from anomalyflow.pipeline.summary import RunSummary, Stopwatch, summary_metrics
 from anomalyflow.pipeline.window import append_batch, read_window, window_digest
 from anomalyflow.registry.store import open_registry
+from anomalyflow.versioning import unversioned_because
 from flows.review import review_and_promote
 
 validate_task = task(name="validate", cache_policy=NO_CACHE)(validate.validate)
@@ -70,6 +71,8 @@ def retrain(
     with clock.lap("prepare"):
         ctx = RunContext.prepare(params_file)  # the reference and holdout the batch is judged by
     batch_path = Path(batch) if batch else ctx.paths.batch
+    if unversioned_because(batch_path, ctx.paths, ctx.params_file):
+        ctx = ctx.with_own_checks(batch_path)
     with exclusive_run(ctx.paths, wait=wait):
         try:
             summary = _retrain(ctx, batch_path, clock, force)

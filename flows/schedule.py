@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 from anomalyflow.data.schema import InputError
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.validation.suite import DataValidationError
+from anomalyflow.versioning import LedgerError, record_in_dvc
 from flows.retrain import retrain
 
 BATCH_PATTERNS = ("*.parquet", "*.csv")
@@ -29,7 +30,8 @@ def retrain_incoming(
     """
     # A missing reference or holdout is the setup's fault, not the batches': fail the
     # run here rather than quarantine every good batch.
-    paths = RunContext.prepare(params_file).paths
+    ctx = RunContext.prepare(params_file)
+    paths = ctx.paths
     inbox = Path(incoming) if incoming else paths.incoming
     done = Path(processed) if processed else inbox.parent / "processed"
     outcomes: dict[str, str] = {}
@@ -38,7 +40,19 @@ def retrain_incoming(
         outcomes[batch.name], reason = _take(batch, params_file, paths.quarantine, done)
         # On the scheduler's console too, not only as an artifact in the Prefect UI.
         get_run_logger().info("%s: %s (%s)", batch.name, outcomes[batch.name], reason)
+        if outcomes[batch.name] != "quarantined":
+            trained = outcomes[batch.name] != "skipped"
+            get_run_logger().info("%s", _recorded(batch, ctx, trained))
     return outcomes
+
+
+def _recorded(batch: Path, ctx: RunContext, trained: bool) -> str:
+    """Version what the run changed (window, backbone, candidate), so ``dvc status`` stays
+    clean; a failure to record is said, and the batch stays processed."""
+    try:
+        return record_in_dvc(batch, ctx.paths, ctx.params_file, trained)
+    except LedgerError as error:
+        return str(error)
 
 
 def _take(batch: Path, params_file: str, quarantine: Path, done: Path) -> tuple[str, str]:

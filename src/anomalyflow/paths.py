@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anomalyflow.params import DataParams, PathsParams
@@ -18,6 +18,9 @@ class ArtifactPaths:
     holdout: Path  # fully labeled: evaluation and the gate
     batch: Path  # the batch taken when none is given
     incoming: Path  # where scheduled runs find new batches
+    # Validation and drift of a batch other than data.batch: dvc.yaml's validate and drift
+    # stages describe data.batch, so those go to a folder of the run's own (None: artifacts/)
+    checks_dir: Path | None = None
 
     @classmethod
     def from_params(
@@ -32,6 +35,20 @@ class ArtifactPaths:
             root / data.batch,
             root / data.incoming,
         )
+
+    def with_own_checks(self, folder: Path) -> ArtifactPaths:
+        """These paths with the batch's validation and drift results in ``folder``."""
+        return replace(self, checks_dir=folder)
+
+    @property
+    def checks(self) -> Path:
+        """Where the batch's validation and drift results go."""
+        return self.checks_dir or self.artifacts_dir
+
+    @property
+    def own_checks(self) -> Path:
+        """The folder for the checks of batches dvc.yaml does not version, one per run."""
+        return self.artifacts_dir / "checks"
 
     @property
     def evaluation(self) -> Path:
@@ -56,7 +73,7 @@ class ArtifactPaths:
 
     @property
     def validation(self) -> Path:
-        return self.artifacts_dir / "validation.json"
+        return self.checks / "validation.json"
 
     @property
     def plots(self) -> Path:
@@ -74,7 +91,12 @@ class ArtifactPaths:
 
     @property
     def drift(self) -> Path:
-        return self.artifacts_dir / "drift"
+        return self.checks / "drift"
+
+    @property
+    def drift_metrics(self) -> Path:
+        """The drift verdict for ``dvc metrics``."""
+        return self.checks / "metrics" / "drift.json"
 
     @property
     def state(self) -> Path:

@@ -29,12 +29,13 @@ class LedgerEntry:
     pushed: int  # files sent to the remote
 
 
-def record_run(root: Path = Path(".")) -> LedgerEntry | None:
-    """Commit every stage of ``dvc.yaml`` to ``dvc.lock`` and push; None outside DVC."""
+def record_run(root: Path = Path("."), stages: tuple[str, ...] = ()) -> LedgerEntry | None:
+    """Commit ``stages`` (default: every stage of ``dvc.yaml``) to ``dvc.lock`` and push;
+    None outside DVC."""
     if not (root / "dvc.yaml").exists() or not (root / ".dvc").is_dir():
         return None
     disable_telemetry()  # the child processes inherit the opt-out
-    run_dvc(root, "commit", "--force", "--quiet")
+    run_dvc(root, "commit", "--force", "--quiet", *stages)
     try:
         run_dvc(root, "remote", "default")
     except LedgerError:  # no default remote: nothing to push to
@@ -70,26 +71,45 @@ class LedgerError(Refusal, RuntimeError):
     """DVC failed to record or push a run (the run's artifacts are still in place)."""
 
 
-def record_in_dvc(
+def unversioned_because(
     batch: Path, paths: ArtifactPaths, params_file: Path, root: Path = Path(".")
-) -> str:
-    """Record a flow run of ``data.batch`` in DVC; say what was (or was not) recorded.
-
-    A run on another batch or with another params file is not recorded: dvc.yaml's
-    stages read ``data.batch`` and ``params.yaml``, and recording them would credit this
-    run's artifacts to inputs it never used.
-    """
+) -> str | None:
+    """Why dvc.yaml's validate and drift stages do not describe a run on ``batch`` with
+    ``params_file``; None when they do (``data.batch`` with ``params.yaml``)."""
     if params_file.resolve() != (root / "params.yaml").resolve():
-        return (
-            f"DVC: not recorded, dvc.yaml reads params.yaml, this run used {params_file}; "
-            "copy it to params.yaml to version its runs."
-        )
+        return f"dvc.yaml reads params.yaml, this run used {params_file}"
     if batch.resolve() != paths.batch.resolve():
-        return (
-            f"DVC: not recorded, dvc.yaml versions data.batch ({paths.batch}), not {batch}; "
-            "set data.batch to this file to version its runs."
-        )
-    ledger = record_run(root)
+        return f"dvc.yaml versions data.batch ({paths.batch}), not {batch}"
+    return None
+
+
+def record_in_dvc(
+    batch: Path, paths: ArtifactPaths, params_file: Path, trained: bool, root: Path = Path(".")
+) -> str:
+    """Record a flow run in DVC; say what was (or was not) recorded.
+
+    A run with another params file is not recorded: dvc.yaml's stages read
+    ``params.yaml``. A run on another batch (``--data``, a scheduled batch) records only
+    what it changed: the window it grew, and the model stages when it ``trained``; its
+    validation and drift describe its own batch and stay in a folder of the run's own.
+    """
+    why_not = unversioned_because(batch, paths, params_file, root)
+    if why_not and params_file.resolve() != (root / "params.yaml").resolve():
+        return f"DVC: not recorded, {why_not}; copy it to params.yaml to version its runs."
+    from anomalyflow.pipeline.stages import BATCH_CHECKS, STAGES, WINDOW_STAGE
+
+    stages: tuple[str, ...] = ()  # every stage
+    if why_not:
+        grown = (WINDOW_STAGE,)
+        stages = tuple(s.name for s in STAGES if s.name not in BATCH_CHECKS) if trained else grown
+    ledger = record_run(root, stages)
     if ledger is None:
         return "DVC: not a DVC repository here; nothing recorded."
-    return f"DVC: recorded {ledger.lock}, pushed {ledger.pushed} files to the remote."
+    if not why_not:
+        return f"DVC: recorded {ledger.lock}, pushed {ledger.pushed} files to the remote."
+    recorded = "the window and model stages" if trained else "the grown window"
+    behind = "" if trained else "; until a run trains, dvc status shows finetune behind it"
+    return (
+        f"DVC: recorded {recorded} in {ledger.lock}, pushed {ledger.pushed} files{behind}. "
+        f"This batch's validation and drift stay with the run's reports ({why_not})."
+    )

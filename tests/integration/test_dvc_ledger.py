@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,36 @@ def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
     original = yaml.safe_load((project / "artifacts/evaluation.json").read_text())
     again = yaml.safe_load(Path("artifacts/evaluation.json").read_text())
     assert again["auprc"] == original["auprc"] and again["auroc"] == original["auroc"]
+
+    monkeypatch.chdir(project)
+    _a_scheduled_batch_keeps_its_checks_apart_and_versions_the_window()
+
+
+def _a_scheduled_batch_keeps_its_checks_apart_and_versions_the_window() -> None:
+    """A batch from the incoming folder, skipped in the cooldown: its checks go to a folder
+    of their own, the window it joined is versioned, and ``dvc status`` names only what is
+    true: the model has not learned from the grown window yet."""
+    import pandas as pd
+
+    recent = pd.read_parquet("data/recent.parquet")
+    later = recent.tail(1000).assign(
+        transaction_id=lambda f: f.transaction_id + 10**7,
+        timestamp=lambda f: f.timestamp + pd.Timedelta(days=28),
+    )
+    Path("data/incoming").mkdir(parents=True)
+    later.to_parquet("data/incoming/later.parquet", index=False)
+    validation_before = Path("artifacts/validation.json").read_bytes()
+    window_before = _lock_out("window")
+
+    once = runner.invoke(app, ["schedule", "--once"])
+
+    assert once.exit_code == 0, once.output
+    assert Path("artifacts/validation.json").read_bytes() == validation_before
+    assert list(Path("artifacts/checks").glob("*-later/validation.json"))
+    assert _lock_out("window") != window_before  # the grown window is in the ledger
+    status = json.loads(_dvc("status", "--json"))
+    assert set(status) == {"finetune"}  # behind the window, nothing else changed
+
+
+def _lock_out(stage: str) -> Any:
+    return yaml.safe_load(Path("dvc.lock").read_text())["stages"][stage]["outs"]

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
+from anomalyflow.pipeline.stages import BATCH_CHECKS
 from tests.conftest import REPO, make_blobs
 from tests.integration.test_dvc_ledger import _dvc
 from tests.integration.test_main_job import SMALL
@@ -109,13 +110,16 @@ def test_run_trains_on_user_files_and_dvc_versions_them(user_project: Path, tmp_
     _dvc("pull", "-q", cwd=clone)
     assert _md5(clone / "mydata/reference.parquet") == _md5(user_project / "reference.parquet")
 
-    # A run on another file trains on it but is not credited to data.batch in dvc.lock.
+    # A run on another file: its checks are not credited to data.batch in dvc.lock, the
+    # window it grew is versioned.
     other = pd.read_csv(user_project / "batch.csv")[::2]
     other.to_csv(user_project / "other.csv", index=False)
     again = runner.invoke(app, ["run", "--data", str(user_project / "other.csv")])
     assert again.exit_code == 0, again.output
-    assert "DVC: not recorded" in again.output and "other.csv" in again.output
-    assert yaml.safe_load(Path("dvc.lock").read_text())["stages"] == lock
+    assert "other.csv" in again.output
+    after = yaml.safe_load(Path("dvc.lock").read_text())["stages"]
+    assert [after[stage] for stage in BATCH_CHECKS] == [lock[stage] for stage in BATCH_CHECKS]
+    assert after["window"] != lock["window"]
 
 
 def test_batch_missing_a_feature_is_rejected_naming_it(user_project: Path) -> None:

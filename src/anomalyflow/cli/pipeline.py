@@ -52,7 +52,7 @@ def run(
     except DataValidationError as error:
         fail(f"batch rejected, a copy is in quarantine; nothing downstream changed.\n{error}")
     typer.echo("\n".join(summary.lines()))
-    typer.echo(record_in_dvc(batch, paths, params_path))
+    typer.echo(record_in_dvc(batch, paths, params_path, trained=summary.outcome != "skipped"))
 
 
 def _stage_command(stage: Stage) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from anomalyflow.data.schema import Schema
@@ -31,3 +32,11 @@ class RunContext:
         params = load_params(params_file)
         paths = ArtifactPaths.from_params(params.paths, params.data)
         return cls(params, paths, prepare_data(params, paths, regenerate), Path(params_file))
+
+    def with_own_checks(self, batch: Path) -> RunContext:
+        """This context with the validation and drift of ``batch`` in a folder of its own
+        (``artifacts/checks/<UTC time>-<batch>/``): a batch dvc.yaml does not version
+        must not overwrite the results it does."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        folder = self.paths.own_checks / f"{stamp}-{batch.stem}"
+        return replace(self, paths=self.paths.with_own_checks(folder))

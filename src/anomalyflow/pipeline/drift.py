@@ -37,7 +37,7 @@ def check_drift(ctx: RunContext, batch: Table) -> DriftResult:
     write_json(paths.drift / "summary.json", drift_summary(result), default=str)
     score = result.score_drift.score if result.score_drift else None
     dvc_metrics = {"drift_detected": result.drift_detected, "share_drifted": result.share_drifted}
-    write_json(paths.metrics / "drift.json", dvc_metrics | {"score_drift": score})
+    write_json(paths.drift_metrics, dvc_metrics | {"score_drift": score})
     return result
 
 

@@ -123,6 +123,8 @@ def _gate(ctx: RunContext, batch: Path) -> str:
 
 DATA_FILES = ("${data.reference}", "${data.batch}", "${data.holdout}")
 CHECKED_FILES = ("${data.reference}", "${data.batch}")  # a batch is judged by the reference
+BATCH_CHECKS = ("validate", "drift")  # their outputs describe data.batch itself
+WINDOW_STAGE = "window"  # grows with every accepted batch, whatever the policy decides
 
 STAGES: tuple[Stage, ...] = (
     Stage(
@@ -160,7 +162,7 @@ STAGES: tuple[Stage, ...] = (
         reads_batch=True,
     ),
     Stage(
-        "window",
+        WINDOW_STAGE,
         "window",
         "Add a batch to the training window (every accepted batch, whatever the policy).",
         _window,
