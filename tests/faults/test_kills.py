@@ -258,11 +258,6 @@ def dvc_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (issue 14): the next run skips (nothing changed) without recording, so "
-    "dvc.lock stays behind the artifacts and `dvc status` reports changed outputs",
-)
 def test_kill_9_while_dvc_records_the_run(
     dvc_base: Path, tmp_path: Path, background: list[subprocess.Popen[str]]
 ) -> None:

@@ -46,6 +46,8 @@ def run(
             "Decision: skipped (nothing changed since the last run: same batch, "
             "params and reference data); no flow run started, --force retrains anyway."
         )
+        # A run killed while DVC recorded it left the lock behind: catch the ledger up.
+        typer.echo(record_in_dvc(batch, paths, params_path, trained=False))
         return
     try:
         summary = run_flow(params, params_path, batch, typer.echo, force=force, wait=wait)
