@@ -109,7 +109,7 @@ def test_scores_and_explanations_match_the_in_process_model(
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ('{"records": [{"x0": 1.0}]}', 400, "records[0]: missing feature 'x1'"),
+        ('{"records": [{"x0": 1.0}]}', 400, "records[0].x1: missing feature"),
         ('{"records": [ROW_WITH_X2="abc"]}', 400, "records[0].x2: expected a number, got str"),
         ('{"records": [ROW_WITH_X2=true]}', 400, "records[0].x2: expected a number, got bool"),
         ('{"records": [ROW_WITH_X2=null]}', 400, "records[0].x2: expected a number"),
@@ -137,7 +137,23 @@ def test_bad_requests_get_4xx_naming_the_field(
         body = '{"records": [{' + fields + "}]}"
     code, text = _post_raw(service, "/score", body.encode())
     assert code == status, text
-    assert message in text
+    answer = json.loads(text)  # one shape for every 4xx
+    assert set(answer) == {"error", "problems"} and message in answer["error"], answer
+    assert all(set(p) == {"record", "field", "problem"} for p in answer["problems"])
+
+
+def test_one_answer_lists_every_bad_field_of_every_record(
+    served: tuple[RunningService, Registry, list[str]],
+) -> None:
+    service, _, _ = served
+    good = {f"x{i}": 0.5 for i in range(6)}
+    records = [good | {"x0": "a", "x1": None}, good, good | {"x4": True}, {"x5": 1.0}]
+    code, text = _post_raw(service, "/score", json.dumps({"records": records}).encode())
+    assert code == 400
+    problems = {(p["record"], p["field"]) for p in json.loads(text)["problems"]}
+    assert problems == {(0, "x0"), (0, "x1"), (2, "x4")} | {(3, f"x{i}") for i in range(5)}
+    code, text = _post_raw(service, "/no-such-route", b"{}")
+    assert code == 404 and set(json.loads(text)) == {"error", "problems"}
 
 
 def test_promotion_while_serving_swaps_the_model_without_dropping_requests(

@@ -7,6 +7,11 @@ metrics needs ``Authorization: Bearer <token>`` (401 otherwise). A body larger t
 its ``Content-Length`` says so, else as soon as the bytes received pass the limit.
 The token is read from the environment only, never from ``params.yaml``, which is
 committed to git.
+
+It also gives every 4xx one shape, ``{"error": summary, "problems": [{"record": i,
+"field": name, "problem": text}, ...]}``: the service's own refusals answer in it, and the
+others are rewritten on their way out (BentoML's answer to a body that does not fit the
+API's signature, with pydantic's errors; its ``[{"error": ...}]``; Starlette's 404/405).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 from anomalyflow.errors import Refusal
@@ -70,15 +76,15 @@ class RequestGuard:
             _header(scope, b"authorization"), self._expected
         ):
             await _read_body(receive, 0)
-            await _refuse(send, 401, "send 'Authorization: Bearer <token>'")
+            await _refuse(send, 401, "send 'Authorization: Bearer <token>'", "Authorization")
             return
         declared = _header(scope, b"content-length")
         too_large = declared.isdigit() and int(declared) > self.max_body_bytes
         body = await _read_body(receive, 0 if too_large else self.max_body_bytes)
         if too_large or body is None:
-            await _refuse(send, 413, self._too_large())
+            await _refuse(send, 413, self._too_large(), "body")
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(body, receive), one_error_shape(send))
 
     def _too_large(self) -> str:
         return (
@@ -130,11 +136,80 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def _refuse(send: Send, status: int, message: str, field: str) -> None:
     """Answer ``status`` with ``message`` (BentoML's access log records the request)."""
-    body = json.dumps({"error": message}).encode()
+    problem = {"record": None, "field": field, "problem": message}
+    body = json.dumps({"error": message, "problems": [problem]}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def one_error_shape(send: Send) -> Send:
+    """``send``, with any 4xx answer not in the service's shape rewritten into it."""
+    held: dict[str, Any] = {}
+
+    async def shaped(message: Message) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            held.update(start=message, body=b"")
+            return
+        if "start" not in held or message["type"] != "http.response.body":
+            await send(message)
+            return
+        held["body"] += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        start = held.pop("start")
+        body = reshaped(start["status"], held.pop("body"))
+        kept = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _REWRITTEN]
+        headers = [*kept, (b"content-type", b"application/json")]
+        headers.append((b"content-length", b"%d" % len(body)))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return shaped
+
+
+_REWRITTEN = (b"content-length", b"content-type")
+
+
+def reshaped(status: int, body: bytes) -> bytes:
+    """A 4xx body in the one shape; a body already in it is kept as it is."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = body.decode(errors="replace").strip()
+    if isinstance(answer, dict) and "problems" in answer:
+        return body
+    if isinstance(answer, dict) and isinstance(answer.get("detail"), list):  # pydantic's
+        problems = [_from_pydantic(error) for error in answer["detail"]]
+    else:
+        if isinstance(answer, list) and answer and isinstance(answer[0], dict):
+            answer = answer[0]  # BentoML wraps an exception's message in a list
+        if isinstance(answer, dict):
+            answer = answer.get("error") or answer.get("detail") or ""
+        text = str(answer) or HTTPStatus(status).phrase
+        problems = [{"record": None, "field": None, "problem": text}]
+    summary = _where(problems[0]) + problems[0]["problem"]
+    if len(problems) > 1:
+        summary += f" (and {len(problems) - 1} more problems)"
+    return json.dumps({"error": summary, "problems": problems}).encode()
+
+
+def _from_pydantic(error: Mapping[str, Any]) -> dict[str, Any]:
+    """Pydantic's ``{"loc": ("records", 2, "x0"), "msg": ...}`` as a problem."""
+    location = list(error.get("loc", ()))
+    indices = [i for i, part in enumerate(location) if isinstance(part, int)]
+    record = location[indices[0]] if indices else None
+    inside = location[indices[0] + 1 :] if indices else location  # the field in the record
+    field = ".".join(str(part) for part in inside) or None
+    return {"record": record, "field": field, "problem": str(error.get("msg", "invalid"))}
+
+
+def _where(problem: Mapping[str, Any]) -> str:
+    record, field = problem["record"], problem["field"]
+    if record is not None:
+        return f"records[{record}]{'.' + field if field else ''}: "
+    return f"'{field}': " if field else ""

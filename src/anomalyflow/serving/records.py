@@ -6,6 +6,7 @@ Kept apart from the BentoML service so the rules can be tested without a server.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -13,13 +14,44 @@ import numpy as np
 
 from anomalyflow.data.loaders import FLOAT32_MAX
 
+MAX_PROBLEMS = 100  # listed in one answer; the count names the rest
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: where (record index, field) and what."""
+
+    record: int | None
+    field: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        if self.record is None:
+            return f"'{self.field}' {self.problem}" if self.field else self.problem
+        return f"records[{self.record}]{'.' + self.field if self.field else ''}: {self.problem}"
+
 
 class RequestRejected(ValueError):
-    """A request the service refuses: the message names the record and field."""
+    """A request the service refuses, with every problem found in it.
 
-    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
-        super().__init__(message)
+    Its answer is the service's one 4xx shape: ``{"error": summary, "problems":
+    [{"record": i, "field": name, "problem": text}, ...]}``.
+    """
+
+    def __init__(
+        self,
+        problems: list[Problem],
+        status: HTTPStatus = HTTPStatus.BAD_REQUEST,
+        total: int | None = None,
+    ) -> None:
+        more = (total or len(problems)) - 1
+        super().__init__(f"{problems[0]}" + (f" (and {more} more problems)" if more else ""))
+        self.problems = problems
         self.status = status
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer."""
+        return {"error": str(self), "problems": [asdict(p) for p in self.problems]}
 
 
 def records_to_matrix(
@@ -28,38 +60,47 @@ def records_to_matrix(
     """Rows ``(records, features)`` in the model's feature order, float32.
 
     Other keys in a record (ids, timestamps) are ignored. Booleans and numeric strings
-    are refused: a silently coerced value would be scored as something it is not.
+    are refused: a silently coerced value would be scored as something it is not. Every
+    record is checked, so one answer lists every problem (up to ``MAX_PROBLEMS``).
     """
     if not records:
-        raise RequestRejected("'records' is empty: send at least one record")
+        raise RequestRejected([Problem(None, "records", "is empty: send at least one record")])
     if len(records) > max_records:
         raise RequestRejected(
-            f"'records' has {len(records)} records; at most {max_records} per request",
+            [Problem(None, "records", f"has {len(records)}; at most {max_records} per request")],
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         )
     matrix = np.empty((len(records), len(features)), dtype=np.float32)
+    problems: list[Problem] = []
     for row, record in enumerate(records):
         if not isinstance(record, dict):
-            raise RequestRejected(f"records[{row}] must be an object of feature: number")
+            problems.append(Problem(row, None, "must be an object of feature: number"))
+            continue
         for column, name in enumerate(features):
-            if name not in record:
-                raise RequestRejected(f"records[{row}]: missing feature '{name}'")
-            value = record[name]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RequestRejected(
-                    f"records[{row}].{name}: expected a number, got {type(value).__name__} "
-                    f"{value!r}"
-                )
-            try:
-                number = float(value)
-            except OverflowError:  # an integer too large for any float
-                number = math.inf
-            if not abs(number) <= FLOAT32_MAX:  # NaN, infinite, or infinite once float32
-                raise RequestRejected(
-                    f"records[{row}].{name}: not a finite number within float32's range"
-                )
-            matrix[row, column] = number
+            value = _checked_value(record, name)
+            if isinstance(value, str):
+                problems.append(Problem(row, name, value))
+            else:
+                matrix[row, column] = value
+    if problems:
+        raise RequestRejected(problems[:MAX_PROBLEMS], total=len(problems))
     return matrix
+
+
+def _checked_value(record: dict[str, Any], name: str) -> float | str:
+    """The feature's value as a float32-safe number, or what is wrong with it."""
+    if name not in record:
+        return "missing feature"
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number, got {type(value).__name__} {value!r}"[:200]
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for any float
+        number = math.inf
+    if not abs(number) <= FLOAT32_MAX:  # NaN, infinite, or infinite once float32
+        return "not a finite number within float32's range"
+    return number
 
 
 def finite_scores(scores: np.ndarray, what: str = "score") -> np.ndarray:
@@ -71,10 +112,7 @@ def finite_scores(scores: np.ndarray, what: str = "score") -> np.ndarray:
     """
     bad = np.flatnonzero(~np.isfinite(scores).reshape(len(scores), -1).all(axis=1))
     if bad.size:
-        named = ", ".join(f"records[{i}]" for i in bad[:5])
-        more = f" and {bad.size - 5} more" if bad.size > 5 else ""
-        raise RequestRejected(
-            f"the model's {what} is not a finite number for {named}{more}; no scores were returned",
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-        )
+        problem = f"the model's {what} is not a finite number; no scores were returned"
+        problems = [Problem(int(i), None, problem) for i in bad[:MAX_PROBLEMS]]
+        raise RequestRejected(problems, HTTPStatus.UNPROCESSABLE_ENTITY, total=int(bad.size))
     return scores

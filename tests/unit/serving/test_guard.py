@@ -101,3 +101,28 @@ def test_the_token_comes_from_the_environment_and_an_empty_one_is_refused() -> N
     assert api_token("TOKEN_VAR", {"TOKEN_VAR": "abc"}) == "abc"
     with pytest.raises(TokenMisconfigured, match=r"\$TOKEN_VAR is set but empty"):
         api_token("TOKEN_VAR", {"TOKEN_VAR": "  "})
+
+
+def test_every_4xx_leaves_in_one_shape_listing_each_problem() -> None:
+    from typing import Any
+
+    import pydantic
+
+    from anomalyflow.serving.guard import reshaped
+
+    class Body(pydantic.BaseModel):
+        records: list[dict[str, Any]]
+
+    try:  # what BentoML answers when a body does not fit the API's signature
+        Body.model_validate({"records": [{"x0": 1}, "x", 3]})
+    except pydantic.ValidationError as error:
+        detail = error.errors(include_context=False, include_input=False)
+    shaped = json.loads(reshaped(400, json.dumps({"error": "2 errors", "detail": detail}).encode()))
+    assert [(p["record"], p["field"]) for p in shaped["problems"]] == [(1, None), (2, None)]
+    assert shaped["error"].startswith("records[1]: ")
+
+    for body in (b'[{"error": "bad json"}]', b"Not Found", b'{"detail": "Not Found"}'):
+        answer = json.loads(reshaped(404, body))
+        assert set(answer) == {"error", "problems"} and answer["error"]
+    ours = b'{"error": "x", "problems": []}'
+    assert reshaped(400, ours) == ours

@@ -32,8 +32,22 @@ def test_a_non_finite_score_is_never_an_answer_but_a_422_naming_the_record(bad: 
     with pytest.raises(RequestRejected) as refused:
         finite_scores(np.array([0.1, bad, 0.3, bad]))
     assert refused.value.status == HTTPStatus.UNPROCESSABLE_ENTITY
-    assert "records[1], records[3]" in str(refused.value)
+    assert [p["record"] for p in refused.value.body()["problems"]] == [1, 3]
     contributions = np.array([[0.1, 0.2], [0.3, bad]])
-    with pytest.raises(RequestRejected, match=r"explanation .* records\[1\]"):
+    with pytest.raises(RequestRejected, match=r"records\[1\]: the model's explanation"):
         finite_scores(contributions, "explanation")
     np.testing.assert_array_equal(finite_scores(np.array([1.0, -2.0])), [1.0, -2.0])
+
+
+def test_one_answer_lists_every_problem_of_every_record() -> None:
+    records = [{"amount": "12", "hour": 3}, {"amount": 1.0, "hour": 4}, "x", {"hour": True}]
+    with pytest.raises(RequestRejected) as refused:
+        records_to_matrix(records, FEATURES, 10)  # type: ignore[list-item]
+    body = refused.value.body()
+    assert [(p["record"], p["field"]) for p in body["problems"]] == [
+        (0, "amount"),
+        (2, None),
+        (3, "amount"),
+        (3, "hour"),
+    ]
+    assert body["error"].startswith("records[0].amount: expected a number")
