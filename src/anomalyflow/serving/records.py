@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from anomalyflow.data.loaders import FLOAT32_MAX
 
@@ -52,6 +53,23 @@ class RequestRejected(ValueError):
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
         return {"error": str(self), "problems": [asdict(p) for p in self.problems]}
+
+
+def record_model(features: tuple[str, ...], example: np.ndarray) -> type[BaseModel]:
+    """The request record as the API documents it: every feature a required number, with
+    a real row's value as its example (BentoML's Swagger page at ``/`` shows them).
+
+    Validation stays lenient (any value, any key, nothing required): the service checks
+    each record itself, so one answer lists every problem, and ``model_dump(
+    exclude_unset=True)`` tells a missing feature from a null one.
+    """
+    fields: dict[str, Any] = {
+        name: (Any, Field(default=None, json_schema_extra={"type": "number", "examples": [v]}))
+        for name, v in zip(features, example.astype(float).tolist(), strict=True)
+    }
+    config = ConfigDict(extra="allow", json_schema_extra={"required": list(features)})
+    model: type[BaseModel] = create_model("Record", __config__=config, **fields)
+    return model
 
 
 def records_to_matrix(
