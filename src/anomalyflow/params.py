@@ -276,7 +276,7 @@ class DriftParams:
 
     # share of drifted features that counts as drift; 0 would count every batch
     drifted_share_threshold: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.3
-    cooldown_hours: NonNegative = 24.0  # never retrain more often than this
+    cooldown_hours: NonNegative = 72.0  # never retrain more often than this
     ignore_cooldown: StrictBool = False  # a manual run may override the cooldown
     # severe drift retrains even in cooldown: this share of drifted features (1: never)
     override_share: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.5
