@@ -98,7 +98,9 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
 
 
 def test_incoming_batches_end_processed_or_quarantined_never_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook: tuple[str, list[dict[str, object]]],
 ) -> None:
     import pandas as pd
 
@@ -106,7 +108,8 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     from anomalyflow.params import load_params
 
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(SMALL)
+    url, events = webhook
+    Path("params.yaml").write_text(SMALL + f"notify: {{webhook_url: '{url}'}}\n")
     data = synthetic.generate(load_params("params.yaml").synthetic)
     incoming = Path("data/incoming")
     incoming.mkdir(parents=True)
@@ -114,6 +117,16 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     broken = data.recent.assign(is_fraud=data.recent.is_fraud.where(data.recent.index != 0, 7))
     broken.to_parquet(incoming / "2026-11-02.parquet")
     pd.DataFrame({"amount": []}).to_csv(incoming / "2026-11-03.csv", index=False)
+    # A third of the features drifted, half a day after the first batch trained: the drift
+    # is below drift.override_share, so the cooldown holds, but nothing of it is lost.
+    drifted = data.recent.assign(
+        transaction_id=data.recent.transaction_id + 10**6,
+        amount=data.recent.amount * 4,
+        distance_from_home_km=data.recent.distance_from_home_km * 6,
+        minutes_since_last_txn=data.recent.minutes_since_last_txn * 5,
+        hour=(data.recent.hour + 8) % 24,
+    )
+    drifted.to_parquet(incoming / "2026-11-04.parquet")
 
     once = runner.invoke(app, ["schedule", "--once"])  # as one scheduled run, then exit
     assert once.exit_code == 0, once.output
@@ -123,10 +136,14 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     assert outcomes["2026-11-01.parquet"] == "promoted"
     assert outcomes["2026-11-02.parquet"] == "quarantined"
     assert outcomes["2026-11-03.csv"] == "quarantined"
-    window = list(Path("data/window").glob("batch-*.parquet"))
-    assert len(window) == 1  # the accepted batch joined the training window, nothing else
-    assert len(pd.read_parquet(window[0])) == len(data.recent)
+    assert outcomes["2026-11-04.parquet"] == "skipped"  # in the cooldown
+    window = sorted(Path("data/window").glob("batch-*.parquet"))
+    assert len(window) == 2  # the accepted batches joined the training window, nothing else
+    assert [len(pd.read_parquet(w)) for w in window] == [len(data.recent), len(drifted)]
+    drift_events = [e for e in events if e["event"] == "drift"]
+    assert [Path(str(e["batch"])).name for e in drift_events] == ["2026-11-04.parquet"]
     assert not list(incoming.iterdir())
-    assert [p.name for p in Path("data/processed").iterdir()] == ["2026-11-01.parquet"]
+    processed = sorted(p.name for p in Path("data/processed").iterdir())
+    assert processed == ["2026-11-01.parquet", "2026-11-04.parquet"]
     quarantined = {p.name for p in Path("data/quarantine").rglob("2026-11-0*") if p.is_file()}
     assert quarantined == {"2026-11-02.parquet", "2026-11-03.csv"}
