@@ -43,3 +43,18 @@ def test_a_short_replay_writes_each_policys_figures_and_daily_retrains_every_day
     window = Path("artifacts/replay/work/data/window")
     assert len(list(window.glob("batch-*.parquet"))) == 1 + 6
     assert (window / "labels.parquet").exists()
+
+
+def test_replay_on_your_own_files_is_refused_naming_the_key_and_changing_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_user_data import user_params, write_sensor_data
+
+    monkeypatch.chdir(tmp_path)
+    Path("mydata").mkdir()
+    write_sensor_data(Path("mydata"))
+    Path("params.yaml").write_text(user_params())
+    result = runner.invoke(app, ["replay", "--days", "2"])
+    assert result.exit_code == 2
+    assert "data.source" in result.output
+    assert not Path("artifacts/replay").exists()
