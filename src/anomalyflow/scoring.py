@@ -41,17 +41,26 @@ class ScoredFile:
 
 
 def read_chunks(
-    path: Path, features: tuple[str, ...], chunk_rows: int
+    path: Path,
+    features: tuple[str, ...],
+    chunk_rows: int,
+    row_groups: list[int] | None = None,
+    offset: int = 0,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """``(other columns, feature rows)`` per chunk; a missing or bad feature names itself."""
+    """``(other columns, feature rows)`` per chunk; a missing or bad feature names itself.
+
+    ``row_groups`` reads only those groups of a Parquet file (a Dask partition), and
+    ``offset`` is the file row of their first row, so a refusal names the row in the file.
+    """
     if path.suffix.lower() == ".parquet":
         parquet = pq.ParquetFile(path)
         missing = [f for f in features if f not in parquet.schema_arrow.names]
+        groups = range(parquet.num_row_groups) if row_groups is None else row_groups
         # One reader per row group: a single reader over the whole file keeps decoded
         # buffers alive, and memory then grows with the file (2.4x at 3M rows).
         chunks: Iterator[pd.DataFrame] = (
             b.to_pandas()
-            for group in range(parquet.num_row_groups)
+            for group in groups
             for b in parquet.iter_batches(batch_size=chunk_rows, row_groups=[group])
         )
     elif path.suffix.lower() == ".csv":
@@ -62,7 +71,6 @@ def read_chunks(
         raise InputError(path, None, "expected a .csv or .parquet file")
     if missing:
         raise InputError(path, missing[0], "the model needs this feature; it is missing")
-    offset = 0
     for chunk in chunks:
         for name in features:
             column = chunk[name]
@@ -103,11 +111,7 @@ def score_file(
         writer: pq.ParquetWriter | None = None
         try:
             for other, x in read_chunks(source, detector.feature_names_, chunk_rows):
-                scores = detector.decision_function(x)
-                _check_scores(scores, source, offset=rows)
-                out = other.assign(
-                    **{SCORE_COLUMN: scores, FLAG_COLUMN: scores >= detector.threshold_}
-                )
+                out = scored_frame(detector, other, x, source, offset=rows)
                 if target.suffix.lower() == ".csv":
                     out.to_csv(staged, mode="a", header=rows == 0, index=False)
                 else:
@@ -124,6 +128,18 @@ def score_file(
         if rows == 0:
             raise InputError(source, None, "has no rows to score")
     return ScoredFile(rows, flagged, time.perf_counter() - started)
+
+
+def scored_frame(
+    detector: AnomalyDetector, other: pd.DataFrame, x: np.ndarray, source: Path, offset: int
+) -> pd.DataFrame:
+    """``other`` plus ``score`` and ``is_anomaly`` for feature rows ``x`` ``(rows, features)``.
+
+    ``offset`` is the file row of the first row, for the refusal of a non-finite score.
+    """
+    scores = detector.decision_function(x)
+    _check_scores(scores, source, offset=offset)
+    return other.assign(**{SCORE_COLUMN: scores, FLAG_COLUMN: scores >= detector.threshold_})
 
 
 def _check_scores(scores: np.ndarray, source: Path, offset: int) -> None:

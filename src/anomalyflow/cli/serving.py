@@ -61,6 +61,15 @@ def score(
     input_file: Annotated[Path, typer.Option("--input", help="CSV or Parquet to score.")],
     output_file: Annotated[Path, typer.Option("--output", help="CSV or Parquet to write.")],
     version: VersionOption = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="'local' (a LocalCluster of orchestration.dask_workers) or a scheduler "
+            "address: one partition per Parquet row group, or per file of an input folder; "
+            "an output not ending in .parquet/.csv is a folder of parts.",
+        ),
+    ] = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Score a file in chunks with bounded memory: other columns plus score, is_anomaly."""
@@ -69,14 +78,27 @@ def score(
     params = configured(params_path)
     registry = open_configured_registry(params)
     chosen = registry.resolve(version or "production")
-    detector = registry.load(chosen)
-    done = score_file(
-        detector,
-        input_file,
-        output_file,
-        params.serving.chunk_rows,
-        progress=params.runtime.progress,
-    )
+    detector = registry.load(chosen)  # verified against its recorded hash
+    if dask_address:
+        from anomalyflow.scoring_dask import score_on_dask
+
+        done = score_on_dask(
+            detector,
+            input_file,
+            output_file,
+            params.serving.chunk_rows,
+            dask_address,
+            local_workers=params.orchestration.dask_workers,
+            progress=params.runtime.progress,
+        )
+    else:
+        done = score_file(
+            detector,
+            input_file,
+            output_file,
+            params.serving.chunk_rows,
+            progress=params.runtime.progress,
+        )
     typer.echo(
         f"Scored {done.rows} rows with {registry.name}:{chosen} "
         f"({done.rows_per_second:,.0f} rows/s), flagged {done.flagged}: {output_file}"
