@@ -1,7 +1,9 @@
 """Write a file whole or not at all: a temporary sibling, renamed over the target.
 
 Readers (the next step, DVC, a person) see the old file or the new one, never half of
-one, and a failure leaves nothing behind.
+one, and a failure leaves nothing behind. A writer killed outright (``kill -9``, a power
+cut) cannot clean up: its temporary file is named after its process id, so
+:func:`sweep_partials` can tell it from one a live writer is still filling.
 """
 
 from __future__ import annotations
@@ -10,16 +12,24 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+SUFFIX = ".partial"
+# A temporary file named before the process id was part of the name cannot say whose it
+# is: it is taken for abandoned once nothing has written to it for this long.
+UNNAMED_STALE_S = 3600.0
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write; it replaces ``path`` when the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    handle, partial = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=SUFFIX
+    )
     os.close(handle)
     try:
         yield Path(partial)
@@ -28,6 +38,54 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def sweep_partials(folder: Path) -> list[Path]:
+    """Delete the temporary files of writers that died mid-write, anywhere under ``folder``.
+
+    A file whose writer still runs is kept (another command may be writing there); one
+    named before names carried the process id is deleted once it is an hour old. Returns
+    what was deleted. A reused process id only delays a file's deletion, never hastens it.
+    """
+    swept = []
+    now = time.time()
+    for partial in folder.rglob(f".*{SUFFIX}") if folder.is_dir() else ():
+        writer = _writer_pid(partial.name)
+        try:
+            abandoned = (
+                not _running(writer)
+                if writer is not None
+                else now - partial.stat().st_mtime > UNNAMED_STALE_S
+            )
+            if abandoned and partial.is_file():
+                partial.unlink()
+                swept.append(partial)
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+    return swept
+
+
+def _writer_pid(name: str) -> int | None:
+    """The process id in ``.<target>.pid<PID>.<random>.partial``, or None (older names)."""
+    parts = name.removesuffix(SUFFIX).rsplit(".", 2)
+    if len(parts) == 3 and parts[1].startswith("pid") and parts[1][3:].isdigit():
+        return int(parts[1][3:])
+    return None
+
+
+def _running(pid: int) -> bool:
+    """A process ``pid`` exists (it may belong to another user), and is no zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has ended; only its exit status waits to be read
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or it ended just now
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def default_mode(requested: int) -> int:

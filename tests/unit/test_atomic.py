@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from anomalyflow.atomic import atomic_path, write_json
+from anomalyflow.atomic import UNNAMED_STALE_S, atomic_path, sweep_partials, write_json
 
 
 def test_json_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -46,3 +50,39 @@ def test_outputs_get_the_usual_mode_not_a_temporary_files_private_one(tmp_path: 
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+
+
+def test_a_sweep_removes_what_a_killed_writer_left_and_keeps_a_live_writers_file(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` mid-write once left ``.pretrain.ckpt.*.partial`` for good."""
+    folder = tmp_path / "checkpoints"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "from pathlib import Path\n"
+         "from anomalyflow.atomic import atomic_path\n"
+         "with atomic_path(Path(sys.argv[1])) as partial:\n"
+         "    partial.write_bytes(b'half a checkpoint')\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)\n",
+         str(folder / "pretrain.ckpt")],
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = folder.iterdir()
+    with atomic_path(folder / "finetune.ckpt") as writing:  # this process: alive
+        writing.write_bytes(b"in progress")
+        assert sweep_partials(tmp_path) == [left]
+        assert [p.name for p in folder.iterdir()] == [writing.name]
+    assert [p.name for p in folder.iterdir()] == ["finetune.ckpt"]
+
+
+def test_a_partial_named_without_its_writer_is_swept_only_once_it_is_old(
+    tmp_path: Path,
+) -> None:
+    """Files left by releases that did not name the writer: only old ones are abandoned."""
+    old, recent = tmp_path / ".a.ckpt.k3j9x1.partial", tmp_path / ".b.ckpt.p0q8z2.partial"
+    old.write_bytes(b"")
+    recent.write_bytes(b"")
+    long_ago = time.time() - UNNAMED_STALE_S - 60
+    os.utime(old, (long_ago, long_ago))
+    assert sweep_partials(tmp_path) == [old]
+    assert list(tmp_path.iterdir()) == [recent]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomalyflow.atomic import write_json
+from anomalyflow.atomic import sweep_partials, write_json
 from anomalyflow.data.loaders import Table
 from anomalyflow.data.schema import Schema
 from anomalyflow.errors import Refusal
@@ -34,7 +34,9 @@ def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
 
     Two runs in one project once shared checkpoints and candidate files: the second
     resumed from the first's checkpoint and registered its candidate as its own. The
-    lock is the kernel's (``flock``), so it is released however the holder ends.
+    lock is the kernel's (``flock``), so it is released however the holder ends. A
+    holder killed mid-write leaves a temporary file: each run starts by sweeping those
+    of writers no longer running.
     """
     paths.artifacts_dir.mkdir(parents=True, exist_ok=True)
     lock_file = paths.artifacts_dir / ".run.lock"
@@ -52,6 +54,7 @@ def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
         started = datetime.now(UTC).isoformat(timespec="seconds")
         handle.write(f"pid {os.getpid()}, started {started}")
         handle.flush()
+        sweep_partials(paths.artifacts_dir)
         yield
 
 

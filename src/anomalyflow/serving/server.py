@@ -23,6 +23,7 @@ import numpy as np
 from anomalyflow.errors import Refusal
 from anomalyflow.params import load_params
 from anomalyflow.registry.store import ModelVersion
+from anomalyflow.serving.tether import SERVER_PID, tethered
 
 SERVICE = "anomalyflow.serving.service:AnomalyService"
 PINNED_VERSION = "ANOMALYFLOW_MODEL_VERSION"  # serve this version, not production
@@ -90,6 +91,7 @@ def service_environment(
             PARAMS_FILE: str(params_file.resolve()),
         }
     )
+    env.pop(SERVER_PID, None)  # a server's own, never inherited (see tether.py)
     for variable, value in ((PINNED_VERSION, version), (MODEL_NAME, model_name)):
         env.pop(variable, None)
         if value:
@@ -112,13 +114,15 @@ def running_service(
 
     A service that refuses to start (a version failing verification, say) exits at
     once: :class:`SmokeTestFailed` with its last lines, without waiting ``timeout_s``.
+    It ends with this process however this process ends, ``kill -9`` included (on
+    Linux; see :mod:`anomalyflow.serving.tether`).
     """
     port = port or free_port(host)
     env = service_environment(bentoml_home, params_file, version, extra_env, model_name)
     token = env.get(load_params(params_file).serving.api_token_env) or None
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
         process = subprocess.Popen(
-            service_command(host, port), env=env, stdout=log, stderr=subprocess.STDOUT
+            tethered(service_command(host, port)), env=env, stdout=log, stderr=subprocess.STDOUT
         )
         url = f"http://{host}:{port}"
         try:

@@ -51,6 +51,7 @@ from anomalyflow.serving.records import (  # noqa: E402
     records_to_matrix,
 )
 from anomalyflow.serving.server import MODEL_NAME, PARAMS_FILE, PINNED_VERSION  # noqa: E402
+from anomalyflow.serving.tether import SERVER_PID, end_with_parent  # noqa: E402
 
 INLINE_RECORDS = 64  # requests up to this size are scored on the event loop
 START_REFUSED = 2  # the exit code of a refused start, as for every refusal
@@ -138,6 +139,9 @@ class AnomalyService:
     packaged_model = bentoml.models.BentoModel(f"{SERVED_NAME}:{STARTING_VERSION}")
 
     def __init__(self) -> None:
+        # Runs in a worker, which BentoML starts in a session of its own: nothing but
+        # this ends it if its server is killed outright.
+        end_with_parent(int(os.environ.get(SERVER_PID) or os.getppid()))
         log_client_errors_as_one_line()  # here: BentoML has configured logging by now
         self.params = SERVING
         self.registry = Registry(REGISTRY.home, SERVED_NAME)
