@@ -50,12 +50,6 @@ def full_store(project: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (issue 14): the half-copied version stays in .bentoml/anomalyflow/staging "
-    "(ModelFolders.create removes nothing when the copy fails); the rest holds: exit "
-    "non-zero naming ENOSPC, production unchanged, the log verifies",
-)
 def test_a_run_that_fills_the_disk_fails_clearly_and_changes_nothing(
     base: tuple[Path, str, str], full_store: Path
 ) -> None:

@@ -140,29 +140,8 @@ def test_kill_9_while_pretraining(
     assert_intact(project, {prod})
 
 
-BEFORE_RENAME_BUG = (
-    "bug (issue 14): the staged copy of the version stays in .bentoml/anomalyflow/staging for good"
-)
-BEFORE_AUDIT_LINE_BUG = (
-    "bug (issue 14): the version folder is in the store without its register line; "
-    "`models` and the next run say `promote` finishes it, and `promote` refuses it as "
-    "never registered (after a whole smoke test)"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "moment",
-    [
-        pytest.param(
-            "before-rename", marks=pytest.mark.xfail(strict=True, reason=BEFORE_RENAME_BUG)
-        ),
-        pytest.param(
-            "before-audit-line",
-            marks=pytest.mark.xfail(strict=True, reason=BEFORE_AUDIT_LINE_BUG),
-        ),
-    ],
-)
+@pytest.mark.parametrize("moment", ["before-rename", "before-audit-line"])
 def test_kill_9_while_registering(
     moment: str,
     base: tuple[Path, str, str],

@@ -79,10 +79,16 @@ def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
     table = runner.invoke(app, ["models"]).output
     assert "production" in table and "archived" in table and "0123456789ab" in table
 
-    rolled = runner.invoke(app, ["rollback", "--reason", "too many alerts"])
+    before = registry.audit_log.read_bytes()
+    refused = runner.invoke(app, ["rollback", "--reason", "too many alerts"])  # to failed
+    assert refused.exit_code == 2 and failed.version in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    assert registry.audit_log.read_bytes() == before
+    rolled = runner.invoke(app, ["rollback", "--force", "--reason", "too many alerts"])
     assert rolled.exit_code == 0, rolled.output
     assert registry.state().production == failed.version
     history = registry.history()
+    assert history[-1]["forced"] is True
     override = next(e for e in history if e["action"] == "promote" and e["forced"])
     assert override["reason"] == "incident 42" and override["version"] == failed.version
     assert history[-1]["action"] == "rollback" and history[-1]["reason"] == "too many alerts"

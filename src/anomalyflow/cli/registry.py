@@ -113,6 +113,9 @@ def promote(
 
 @app.command()
 def rollback(
+    force: Annotated[
+        bool, typer.Option(help="Restore it even though its gate failed (needs --reason).")
+    ] = False,
     reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
@@ -121,7 +124,7 @@ def rollback(
 
     params = load_params(params_path)
     registry = open_configured_registry(params)
-    state = registry.rollback(reason=reason)
+    state = registry.rollback(reason=reason, force=force)
     left = registry.history()[-1]["previous_production"]  # as the rollback recorded it
     typer.echo(f"{state.production} is production of {registry.name} again; {left} archived.")
     notify(params.notify, "rollback", version=state.production, replaced=left, reason=reason)

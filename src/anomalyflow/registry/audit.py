@@ -43,7 +43,7 @@ class AuditEntry(BaseModel):
     version: str = Field(min_length=1)  # always a full version, never a prefix or a name
     revision: int = Field(ge=1)  # this change's position: line n holds revision n
     previous_production: str | None = None  # promote, rollback: production before it
-    forced: bool = False  # promote: a gate-failed version promoted on purpose
+    forced: bool = False  # promote, rollback: past the gate (or feature guard) on purpose
     reason: str | None = None
     smoke_test: dict[str, Any] | None = None  # promote: the serving smoke test's outcome
     gate: Literal["passed", "failed"] | None = None  # register: the gate's verdict

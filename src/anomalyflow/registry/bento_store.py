@@ -8,6 +8,11 @@ store's layout, ``<home>/models/<name>/<version>/model.yaml`` plus a ``latest`` 
 and reads and writes each version through the public :class:`bentoml.Model`. The
 service, started with ``BENTOML_HOME`` set to the same home, finds the same versions
 through ``bentoml.models.get``, as does ``bentoml models list``.
+
+A new version is built in ``<home>/anomalyflow/staging`` (the store's file system, so
+one rename puts it in place whole) under a name that starts with the writer's process
+id: a copy whose writer is no longer running was cut short, and :meth:`ModelFolders.sweep`
+removes it.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ class ModelFolders:
     def __init__(self, home: Path, name: str) -> None:
         self.name = name
         self.root = home / "models" / name
-        self._staging = home / "anomalyflow" / "staging"  # same file system, not listed
+        self.staging = home / "anomalyflow" / "staging"  # same file system, not listed
 
     def versions(self) -> list[str]:
         """Every stored version (unordered names of complete folders)."""
@@ -50,9 +54,11 @@ class ModelFolders:
     def all(self) -> list[bentoml.Model]:
         return [self.get(version) for version in self.versions()]
 
-    @contextmanager
-    def create(self, labels: dict[str, str], metadata: dict[str, Any]) -> Iterator[bentoml.Model]:
-        """A new version to fill in ``model.path``; it enters the store whole on exit."""
+    def stage(
+        self, labels: dict[str, str], metadata: dict[str, Any], fill: Callable[[Path], None]
+    ) -> tuple[str, Path]:
+        """A new version, filled in by ``fill(folder)``, whole in staging: its version and
+        staged folder, for :meth:`publish`. Nothing is left behind when it fails."""
         model = bentoml.Model.create(
             self.name,
             module="",
@@ -62,19 +68,108 @@ class ModelFolders:
             metadata=metadata,
             context=ModelContext(framework_name="", framework_versions={}),
         )
-        yield model
-        model.flush()  # writes model.yaml
-        version = str(model.tag.version)
-        self._staging.mkdir(parents=True, exist_ok=True)
+        try:
+            fill(Path(model.path))
+            model.flush()  # writes model.yaml
+            version = str(model.tag.version)
+            self.staging.mkdir(parents=True, exist_ok=True)
+            staged = Path(tempfile.mkdtemp(dir=self.staging, prefix=_mine(version)))
+            try:
+                shutil.copytree(model.path, staged, dirs_exist_ok=True)
+                staged.chmod(0o755)  # mkdtemp's folder is private; the store's folders are not
+            except BaseException:  # a full disk, an interrupt: no half copy stays
+                shutil.rmtree(staged, ignore_errors=True)
+                raise
+        finally:
+            shutil.rmtree(model.path, ignore_errors=True)  # BentoML's folder under /tmp
+        return version, staged
+
+    def publish(self, version: str, staged: Path) -> None:
+        """Move a staged version into the store (one rename: it appears whole)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(dir=self._staging, prefix=f"{version}-"))
-        shutil.copytree(model.path, staged, dirs_exist_ok=True)
-        staged.chmod(0o755)  # mkdtemp's folder is private; the store's folders are not
-        os.rename(staged, self.root / version)  # one rename: the version appears whole
+        os.rename(staged, self.root / version)
         self._write_latest(version)
+
+    def discard(self, version: str) -> None:
+        """Remove a stored version's folder (one whose registration failed)."""
+        shutil.rmtree(self.root / version, ignore_errors=True)
+        latest = self.root / "latest"
+        if latest.is_file() and latest.read_text().strip() not in self.versions():
+            remaining = self.all()
+            if remaining:
+                newest = max(remaining, key=lambda m: m.info.creation_time)
+                self._write_latest(str(newest.tag.version))
+            else:
+                latest.unlink()
+
+    def sweep(self, registered: Collection[str] | None) -> None:
+        """Remove what writers that are no longer running left: staged copies, and, when
+        ``registered`` (the versions the audit log registers) is known, stored folders
+        that are not among them."""
+        for entry in self.staging.iterdir() if self.staging.is_dir() else []:
+            if not _writer_running(entry.name):
+                _remove(entry)
+        if registered is None:
+            return
+        for version in self.versions():
+            if version not in registered:
+                self.discard(version)
+
+    def label_stages(self, stage_of: Callable[[str], str]) -> None:
+        """Copy each version's stage into its BentoML labels (``model.yaml``)."""
+        for model in self.all():
+            stage = stage_of(str(model.tag.version))
+            if model.info.labels.get("stage") == stage:
+                continue
+            model.info.labels["stage"] = stage
+            descriptor = Path(model.path) / "model.yaml"
+            with tempfile.NamedTemporaryFile(
+                "w", dir=descriptor.parent, delete=False, suffix=".tmp"
+            ) as staged:
+                model.info.dump(staged)
+            os.replace(staged.name, descriptor)
 
     def _write_latest(self, version: str) -> None:
         """BentoML's ``latest`` pointer (``<name>:latest``)."""
-        with tempfile.NamedTemporaryFile("w", dir=self._staging, delete=False) as latest:
-            latest.write(version)
-        os.replace(latest.name, self.root / "latest")
+        self.staging.mkdir(parents=True, exist_ok=True)
+        handle, staged = tempfile.mkstemp(dir=self.staging, prefix=_mine("latest"))
+        try:
+            with os.fdopen(handle, "w") as latest:
+                latest.write(version)
+            os.replace(staged, self.root / "latest")
+        except BaseException:
+            Path(staged).unlink(missing_ok=True)
+            raise
+
+
+def _mine(what: str) -> str:
+    """The start of a staging entry's name: this process's id, then what it holds."""
+    return f"{os.getpid()}-{what}-"
+
+
+def _writer_running(entry: str) -> bool:
+    """Whether the process named at the start of a staging entry is still running.
+
+    An entry without a process id was written before entries carried one: by a process
+    of an earlier AnomalyFlow, long gone. A reused process id keeps an entry until that
+    process ends too: it is swept later, never early.
+    """
+    pid, _, _ = entry.partition("-")
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True  # ours: being written now
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)

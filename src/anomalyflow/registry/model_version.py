@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from anomalyflow.registry.state import RegistryState, Stage
 
+# The evaluation metrics copied into each version's BentoML metadata, for listings.
+REGISTERED_METRICS = ("auprc", "auroc", "precision_at_alert_budget", "recall_at_target_fpr")
+
 if TYPE_CHECKING:
     import bentoml
 
@@ -49,6 +52,20 @@ class ModelVersion:
         }
 
 
+def bentoml_metadata(detector_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
+    """A new version's BentoML metadata: threshold, registered metrics and lineage."""
+    lineage = decision["lineage"]
+    metrics = decision.get("candidate_metrics", {})
+    return {
+        "threshold": float(json.loads((detector_dir / "detector.json").read_text())["threshold"]),
+        "metrics": {k: float(metrics[k]) for k in REGISTERED_METRICS if k in metrics},
+        "data_version": str(lineage.get("batch_md5", "")),
+        "lineage": {k: str(v) for k, v in lineage.items()},
+        "git_commit": str(decision.get("git_commit") or ""),
+        "prefect_run_id": str(decision.get("prefect_run_id") or ""),
+    }
+
+
 def describe(model: bentoml.Model, state: RegistryState) -> ModelVersion:
     """``model`` with the stage ``state`` gives it."""
     metadata: dict[str, Any] = dict(model.info.metadata)
@@ -75,3 +92,19 @@ def feature_names(version: ModelVersion) -> tuple[str, ...]:
     """The columns ``version`` scores, in order, as its detector.json records them."""
     described = json.loads((version.detector_dir / "detector.json").read_text())
     return tuple(described["feature_names"])
+
+
+def features_differ(chosen: ModelVersion, production: ModelVersion) -> str | None:
+    """Why ``chosen`` scores other columns than ``production``, or None when it does not.
+
+    A model of other features answers traffic it was never trained on: the card
+    model in front of sensor data. Such a promotion must be forced, with a reason.
+    """
+    mine, theirs = feature_names(chosen), feature_names(production)
+    if mine == theirs:
+        return None
+    return (
+        f"'{chosen.version}' scores other features than production "
+        f"'{production.version}' ({len(mine)} vs {len(theirs)}: "
+        f"{', '.join(sorted(set(mine) ^ set(theirs))[:5])} differ)"
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from anomalyflow.registry.audit import AuditEntry, AuditLog, LoggedEntry
+from pydantic import ValidationError
+
+from anomalyflow.registry.audit import AuditEntry, AuditLog, LoggedEntry, describe_errors
+from anomalyflow.registry.errors import RegistryError
 
 Stage = Literal["candidate", "production", "archived"]
 
@@ -90,6 +94,8 @@ class RegistryState:
                 f"rolls back '{entry.previous_production}' to '{entry.version}', but the "
                 f"production before '{self.production}' was '{self.previous[-1]}'"
             )
+        if entry.version in self.gate_failed and not entry.forced:
+            raise InvalidTransition(f"rolls back to '{entry.version}', whose gate failed, unforced")
         archived = (set(self.archived) | {self.production}) - {entry.version}
         return replace(
             self,
@@ -109,3 +115,15 @@ def fold(log: AuditLog, entries: tuple[LoggedEntry, ...]) -> RegistryState:
         except InvalidTransition as invalid:
             raise log.tampered(logged.line, str(invalid)) from None
     return state
+
+
+def next_state(current: RegistryState, line: str) -> RegistryState:
+    """The state after ``line``, checked as a reader will check it, before it is written."""
+    entry = json.loads(line)
+    try:
+        return current.apply(AuditEntry.model_validate_json(line))
+    except ValidationError as invalid:
+        rule = describe_errors(invalid)
+    except InvalidTransition as invalid:
+        rule = str(invalid)
+    raise RegistryError(f"refused to record {entry['action']} of '{entry['version']}': {rule}")

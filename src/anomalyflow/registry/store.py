@@ -15,6 +15,11 @@ there is never more than one production version. The log is verified line by lin
 before anything is read from it or written to it. Stage labels are copied from the log
 after every change.
 
+A version, likewise, exists exactly when its register line does: its folder enters the
+store under the lock just before the line is appended. A folder without its line (a
+writer killed in between) is never listed or resolved, and the next opening of the
+registry removes it, with the staged copies of writers no longer running.
+
 Every method taking a version accepts a unique prefix of one or the names
 ``production``, ``previous`` and ``latest`` (:meth:`Registry.resolve`) and works on,
 returns and records the full version.
@@ -26,27 +31,27 @@ import getpass
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from anomalyflow.params import RegistryParams, RuntimeParams
-from anomalyflow.registry.audit import AuditEntry, AuditLog, describe_errors
+from anomalyflow.registry.audit import AuditLog
 from anomalyflow.registry.bento_store import ModelFolders
 from anomalyflow.registry.errors import AuditLogTampered, RegistryConflict, RegistryError
 from anomalyflow.registry.model_version import (
     ModelVersion,
+    bentoml_metadata,
     describe,
     failed_rules,
-    feature_names,
+    features_differ,
 )
 from anomalyflow.registry.naming import LEGACY_MODEL_NAME, audit_log_path, model_name
-from anomalyflow.registry.state import InvalidTransition, RegistryState, Stage, fold
+from anomalyflow.registry.state import RegistryState, Stage, fold, next_state
 from anomalyflow.registry.verify import verified_detector, with_weights_md5
 
 if TYPE_CHECKING:  # torch loads only where a model does: listing stays quick
@@ -54,7 +59,6 @@ if TYPE_CHECKING:  # torch loads only where a model does: listing stays quick
 
 __all__ = [
     "LEGACY_MODEL_NAME",
-    "REGISTERED_METRICS",
     "AuditLogTampered",
     "ModelVersion",
     "Registry",
@@ -65,10 +69,6 @@ __all__ = [
     "bentoml_home",
     "open_registry",
 ]
-
-# The evaluation metrics copied into each version's BentoML metadata, for listings.
-REGISTERED_METRICS = ("auprc", "auroc", "precision_at_alert_budget", "recall_at_target_fpr")
-NAMED_VERSIONS = ("production", "previous", "latest")
 
 
 class Registry:
@@ -83,6 +83,24 @@ class Registry:
         self.name = name
         self.models = ModelFolders(self.home, name)
         self.log = AuditLog(audit_log_path(self.home, name))
+
+    def recover(self) -> None:
+        """Remove what writers killed mid-registration left; best effort (a reader that
+        cannot write to the store leaves it, and still never sees it)."""
+        if self.models.root.is_dir() or self.models.staging.is_dir():  # else: none left
+            with suppress(OSError), self._writing():
+                pass
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The registry's lock for one change, once dead writers' leftovers are gone."""
+        with self.log.locked():
+            registered: frozenset[str] | None = None  # unknown: no folder is removed
+            with suppress(AuditLogTampered):  # the reading that follows refuses it
+                if self.audit_log.exists():  # a removed log is no reason to remove versions
+                    registered = self.state().registered
+            self.models.sweep(registered)
+            yield
 
     @property
     def audit_log(self) -> Path:
@@ -103,8 +121,12 @@ class Registry:
     def versions(self) -> list[ModelVersion]:
         """Every registered version, newest first."""
         state = self.state()
-        found = [describe(model, state) for model in self.models.all()]
+        found = [describe(self.models.get(v), state) for v in self._stored(state)]
         return sorted(found, key=lambda v: v.created, reverse=True)
+
+    def _stored(self, state: RegistryState) -> list[str]:
+        """The stored versions that are versions: those the log registers."""
+        return [v for v in self.models.versions() if v in state.registered]
 
     def resolve(self, ref: str) -> str:
         """The full version ``ref`` names.
@@ -116,11 +138,11 @@ class Registry:
         """
         if ref in ("production", "previous"):
             return self._named(ref)
-        known = self.models.versions()
+        known = self._stored(self.state())
         if ref == "latest":
             if not known:
                 raise RegistryError(f"no registered versions of {self.name} in {self.home}")
-            return str(max(self.models.all(), key=lambda m: m.info.creation_time).tag.version)
+            return max(known, key=lambda v: self.models.get(v).info.creation_time)
         if ref in known:
             return ref
         matches = sorted(v for v in known if ref and v.startswith(ref))
@@ -199,27 +221,26 @@ class Registry:
 
         AnomalyDetector.load(candidate_dir)  # its own checksums, before anything is stored
         decision = with_weights_md5(decision, candidate_dir)
-        lineage = decision["lineage"]
-        metrics = decision.get("candidate_metrics", {})
-        metadata = {
-            "threshold": float(
-                json.loads((candidate_dir / "detector.json").read_text())["threshold"]
-            ),
-            "metrics": {k: float(metrics[k]) for k in REGISTERED_METRICS if k in metrics},
-            "data_version": str(lineage.get("batch_md5", "")),
-            "lineage": {k: str(v) for k, v in lineage.items()},
-            "git_commit": str(decision.get("git_commit") or ""),
-            "prefect_run_id": str(decision.get("prefect_run_id") or ""),
-        }
+        metadata = bentoml_metadata(candidate_dir, decision)
         gate = "passed" if decision["approved"] else "failed"
-        with self.models.create({"stage": "candidate", "gate": gate}, metadata) as model:
-            target = Path(model.path)
+
+        def fill(target: Path) -> None:
             shutil.copytree(candidate_dir, target / "detector")
             with_weights_md5(decision, target / "detector")  # the copy is what was checked
             (target / "decision.json").write_text(json.dumps(decision, indent=2, default=str))
             np.save(target / "smoke.npy", np.asarray(smoke_batch, dtype=np.float32))
-        version = str(model.tag.version)
-        self._commit({"action": "register", "version": version, "gate": gate}, None)
+
+        version, staged = self.models.stage({"stage": "candidate", "gate": gate}, metadata, fill)
+        try:
+            with self._writing():
+                try:
+                    self.models.publish(version, staged)
+                    self._commit_locked({"action": "register", "version": version, "gate": gate})
+                except BaseException:  # not registered: not a version, so not in the store
+                    self.models.discard(version)
+                    raise
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # gone already once published
         return self.get(version)
 
     def promote(
@@ -243,15 +264,15 @@ class Registry:
         chosen = describe(self.models.get(version), seen)
         if seen.production == version:
             raise RegistryError(f"'{version}' is production already")
-        if force and not (reason and reason.strip()):
-            raise RegistryError("--force needs --reason: the override is recorded")
+        _needs_reason(force, reason)
         if not chosen.gate_passed and not force:
             failed = failed_rules(chosen)
             raise RegistryError(
                 f"'{version}' failed the gate ({', '.join(failed) or 'see decision.json'}); "
                 'promote it anyway with --force --reason "..."'
             )
-        other_features = self._features_differ(chosen, seen)
+        production = describe(self.models.get(seen.production), seen) if seen.production else None
+        other_features = features_differ(chosen, production) if production else None
         if other_features and not force:
             raise RegistryError(f"{other_features}; promote it anyway with --force --reason")
         verified_detector(chosen.path, version)
@@ -269,30 +290,16 @@ class Registry:
             expected_revision=seen.revision,
         )
 
-    def _features_differ(self, chosen: ModelVersion, seen: RegistryState) -> str | None:
-        """Why ``chosen`` scores other columns than production, or None when it does not.
-
-        A model of other features answers traffic it was never trained on: the card
-        model in front of sensor data. Such a promotion must be forced, with a reason.
-        """
-        if seen.production is None:
-            return None
-        production = describe(self.models.get(seen.production), seen)
-        mine, theirs = feature_names(chosen), feature_names(production)
-        if mine == theirs:
-            return None
-        return (
-            f"'{chosen.version}' scores other features than production "
-            f"'{production.version}' ({len(mine)} vs {len(theirs)}: "
-            f"{', '.join(sorted(set(mine) ^ set(theirs))[:5])} differ)"
-        )
-
-    def rollback(self, reason: str | None = None, actor: str | None = None) -> RegistryState:
+    def rollback(
+        self, reason: str | None = None, actor: str | None = None, *, force: bool = False
+    ) -> RegistryState:
         """Restore the production that preceded the current one.
 
         Each rollback steps one further back through the earlier productions: the one
         rolled back from is not a target again until it is promoted again. A target whose
-        files fail verification is refused (:class:`IntegrityError` naming it).
+        gate failed (it was production only by a forced promotion) is refused unless
+        ``force`` with a ``reason``, both recorded; one whose files fail verification is
+        refused (:class:`IntegrityError` naming it).
         """
         seen = self.state()
         if seen.production is None or not seen.previous:
@@ -301,12 +308,19 @@ class Registry:
                 f"{seen.production or 'the (absent) production'}"
             )
         target = seen.previous[-1]
+        _needs_reason(force, reason)
+        if target in seen.gate_failed and not force:
+            raise RegistryError(
+                f"the production before '{seen.production}' is '{target}', whose gate "
+                'failed; roll back to it anyway with --force --reason "..."'
+            )
         verified_detector(Path(self.models.get(target).path), target)
         return self._commit(
             {
                 "action": "rollback",
                 "version": target,
                 "previous_production": seen.production,
+                "forced": force and target in seen.gate_failed,
                 "reason": reason,
                 "actor": actor,
             },
@@ -329,43 +343,35 @@ class Registry:
 
     def _commit(self, change: dict[str, Any], expected_revision: int | None) -> RegistryState:
         """Append one change under the lock; ``expected_revision`` guards promotions."""
+        with self._writing():
+            return self._commit_locked(change, expected_revision)
+
+    def _commit_locked(
+        self, change: dict[str, Any], expected_revision: int | None = None
+    ) -> RegistryState:
+        """:meth:`_commit` for a caller holding the lock."""
         entry = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "actor": change.pop("actor", None) or getpass.getuser(),
         } | change
-        with self.log.locked():
-            self.log.drop_torn_line()
-            log = self.log.read()
-            current = fold(self.log, log.entries)
-            if expected_revision is not None and current.revision != expected_revision:
-                raise RegistryConflict(
-                    f"the registry changed while '{entry['version']}' was being promoted "
-                    f"(production is now {current.production}); nothing was changed"
-                )
-            entry |= {"revision": current.revision + 1, "prev_sha256": log.head_sha256}
-            line = json.dumps(entry, default=str)
-            state = _next_state(current, line)
-            self._append(line + "\n")
-            self._sync_labels(state)
+        self.log.drop_torn_line()
+        log = self.log.read()
+        current = fold(self.log, log.entries)
+        if expected_revision is not None and current.revision != expected_revision:
+            raise RegistryConflict(
+                f"the registry changed while '{entry['version']}' was being promoted "
+                f"(production is now {current.production}); nothing was changed"
+            )
+        entry |= {"revision": current.revision + 1, "prev_sha256": log.head_sha256}
+        line = json.dumps(entry, default=str)
+        state = next_state(current, line)
+        self._append(line + "\n")
+        self.models.label_stages(state.stage_of)  # BentoML's labels follow the log
         return state
 
     def _append(self, line: str) -> None:
         """The commit point: the change has happened once its line is on disk."""
         self.log.append(line)
-
-    def _sync_labels(self, state: RegistryState) -> None:
-        """Copy each version's stage into its BentoML labels (``model.yaml``)."""
-        for model in self.models.all():
-            stage = state.stage_of(str(model.tag.version))
-            if model.info.labels.get("stage") == stage:
-                continue
-            model.info.labels["stage"] = stage
-            descriptor = Path(model.path) / "model.yaml"
-            with tempfile.NamedTemporaryFile(
-                "w", dir=descriptor.parent, delete=False, suffix=".tmp"
-            ) as staged:
-                model.info.dump(staged)
-            os.replace(staged.name, descriptor)
 
 
 def bentoml_home() -> Path:
@@ -379,19 +385,15 @@ def open_registry(params: RegistryParams, features: Sequence[str]) -> Registry:
     ``registry.bentoml_home``.
 
     Services started from here get the same home and name in their environment, so
-    they read the same model.
+    they read the same model. What killed writers left is cleared first
+    (:meth:`Registry.recover`).
     """
     home = Path(os.environ.get("BENTOML_HOME") or params.bentoml_home).resolve()
-    return Registry(home, model_name(params, features))
+    registry = Registry(home, model_name(params, features))
+    registry.recover()
+    return registry
 
 
-def _next_state(current: RegistryState, line: str) -> RegistryState:
-    """The state after ``line``, checked as a reader will check it, before it is written."""
-    entry = json.loads(line)
-    try:
-        return current.apply(AuditEntry.model_validate_json(line))
-    except ValidationError as invalid:
-        rule = describe_errors(invalid)
-    except InvalidTransition as invalid:
-        rule = str(invalid)
-    raise RegistryError(f"refused to record {entry['action']} of '{entry['version']}': {rule}")
+def _needs_reason(force: bool, reason: str | None) -> None:
+    if force and not (reason and reason.strip()):
+        raise RegistryError("--force needs --reason: the override is recorded")

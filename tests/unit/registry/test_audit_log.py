@@ -112,6 +112,17 @@ def test_a_forged_change_with_a_valid_chain_is_refused_by_the_fold(
     _assert_refused_everywhere(registry, 4, rule)
 
 
+def test_a_forged_unforced_rollback_to_a_gate_failed_version_is_refused_by_the_fold(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    good, failed = _promoted(registry, add_version)
+    registry.promote(failed, passed_smoke, force=True, reason="hotfix")
+    registry.promote(good, passed_smoke)  # failed is the production before it
+    _forge(registry, {"action": "rollback", "version": failed, "previous_production": good})
+
+    _assert_refused_everywhere(registry, 6, "whose gate failed, unforced")
+
+
 def test_an_edited_inserted_or_unchained_line_breaks_the_chain(
     registry: Registry, add_version: Callable[..., str]
 ) -> None:

@@ -2,12 +2,12 @@
 
 A hypothesis state machine registers versions (gate passed or failed), promotes them by
 full version, unique prefix or name (forced or not, with or without a reason, one or
-two in a row), rolls back, and records reviews, on real registries of two model names
-in one BentoML home. A reference model per name (the versions in order with their gate
-verdicts, production and the stack of earlier productions) says what each step must do;
-after every step each name's state, audit log and a fresh reading of that log must
-agree with it, a refused step must change nothing, and no step on one name may change
-the other.
+two in a row), rolls back (forced or not), and records reviews, on real registries of
+two model names in one BentoML home. A reference model per name (the versions in order
+with their gate verdicts, production and the stack of earlier productions) says what
+each step must do; after every step each name's state, audit log and a fresh reading of
+that log must agree with it, a refused step must change nothing, and no step on one
+name may change the other.
 
 The smoke test is a stand-in that passes (the real one starts a server): this is about
 what the registry records.
@@ -228,11 +228,17 @@ class RegistryMachine(RuleBasedStateMachine):
             model.archived.add(model.production)
         model.production = version
 
-    @rule(name=st.sampled_from(NAMES), reason=st.sampled_from(REASONS))
-    def rollback(self, name: str, reason: str | None) -> None:
+    @rule(name=st.sampled_from(NAMES), reason=st.sampled_from(REASONS), force=st.booleans())
+    def rollback(self, name: str, reason: str | None, force: bool) -> None:
         registry, model = self.registries[name], self.refs[name]
-        refused = model.production is None or not model.previous
-        self._attempt(name, lambda: registry.rollback(reason=reason), refused)
+        target = model.previous[-1] if model.previous else None
+        refused = (
+            model.production is None
+            or target is None
+            or (force and not (reason and reason.strip()))
+            or (target in model.failed and not force)  # restored past its gate only if forced
+        )
+        self._attempt(name, lambda: registry.rollback(reason=reason, force=force), refused)
         if refused:
             return
         assert model.production is not None
@@ -240,6 +246,7 @@ class RegistryMachine(RuleBasedStateMachine):
         entry = registry.history()[-1]
         assert (entry["action"], entry["version"]) == ("rollback", target)
         assert entry["previous_production"] == model.production
+        assert entry["forced"] == (force and target in model.failed)
         model.archived = (model.archived | {model.production}) - {target}
         model.production = target
         RegistryMachine.rollbacks_done += 1

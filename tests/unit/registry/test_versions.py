@@ -117,3 +117,25 @@ def test_rollback_steps_back_through_earlier_productions_never_to_the_one_it_lef
         registry.rollback()  # not back to first, which the last rollback left
     assert registry.state().production == second
     assert [v.stage for v in registry.versions()].count("production") == 1
+
+
+def test_rollback_restores_a_gate_failed_version_only_forced_with_a_reason(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    failed, passed = add_version(approved=False), add_version(detector=1)
+    registry.promote(failed, passed_smoke, force=True, reason="hotfix, bob agreed")
+    registry.promote(passed, passed_smoke)  # the gate-failed version is the one before it
+    before = registry.audit_log.read_bytes()
+
+    with pytest.raises(RegistryError, match=failed):  # it names the version
+        registry.rollback(reason="bad alerts")
+    for no_reason in (None, "  "):  # the override is recorded with its reason
+        with pytest.raises(RegistryError):
+            registry.rollback(force=True, reason=no_reason)
+    assert registry.audit_log.read_bytes() == before
+    assert registry.state().production == passed
+
+    assert registry.rollback(force=True, reason="passed one misses fraud").production == failed
+    entry = registry.history()[-1]
+    assert (entry["action"], entry["version"], entry["forced"]) == ("rollback", failed, True)
+    assert entry["reason"] == "passed one misses fraud"
