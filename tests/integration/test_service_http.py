@@ -156,6 +156,22 @@ def test_one_answer_lists_every_bad_field_of_every_record(
     assert code == 404 and set(json.loads(text)) == {"error", "problems"}
 
 
+def test_the_api_documents_every_feature_as_a_required_number_with_an_example(
+    served: tuple[RunningService, Registry, list[str]],
+) -> None:
+    service, _, _ = served
+    request = urllib.request.Request(service.url + "/docs.json", headers=service.headers())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        schemas = json.loads(response.read())["components"]["schemas"]
+    record = schemas["Record"]
+    features = [f"x{i}" for i in range(6)]
+    assert list(record["properties"]) == features and record["required"] == features
+    examples = ROWS[0].astype(float).tolist()  # the smoke-test rows kept with the version
+    for name, example in zip(features, examples, strict=True):
+        assert record["properties"][name]["type"] == "number"
+        assert record["properties"][name]["examples"] == [example]
+
+
 def test_promotion_while_serving_swaps_the_model_without_dropping_requests(
     served: tuple[RunningService, Registry, list[str]],
 ) -> None:

@@ -20,6 +20,7 @@ no registry, it serves the version packaged with the stage label ``production``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -32,7 +33,10 @@ from anomalyflow.telemetry import disable_telemetry
 disable_telemetry()
 
 import bentoml  # noqa: E402  (after the telemetry opt-out, which bentoml reads at import)
-from bentoml.exceptions import BentoMLException, NotFound  # noqa: E402
+import numpy as np  # noqa: E402
+import pydantic  # noqa: E402
+from bentoml.exceptions import NotFound  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
 
 from anomalyflow.detector import AnomalyDetector  # noqa: E402
 from anomalyflow.errors import Refusal  # noqa: E402
@@ -43,11 +47,15 @@ from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
 from anomalyflow.registry.naming import model_name  # noqa: E402
 from anomalyflow.registry.store import Registry, bentoml_home  # noqa: E402
 from anomalyflow.registry.verify import verified_detector  # noqa: E402
-from anomalyflow.serving.client_errors import log_client_errors_as_one_line  # noqa: E402
+from anomalyflow.serving.client_errors import (  # noqa: E402
+    BENTOML_HTTP_LOGGER,
+    log_client_errors_as_one_line,
+)
 from anomalyflow.serving.guard import MEGABYTE, RequestGuard, api_token  # noqa: E402
 from anomalyflow.serving.records import (  # noqa: E402
     RequestRejected,
     finite_scores,
+    record_model,
     records_to_matrix,
 )
 from anomalyflow.serving.server import MODEL_NAME, PARAMS_FILE, PINNED_VERSION  # noqa: E402
@@ -132,6 +140,16 @@ def _checked_start() -> tuple[ServingParams, str | None, Registry, tuple[str, st
 SERVING, TOKEN, REGISTRY, (SERVED_NAME, STARTING_VERSION) = _checked_start()
 
 
+def _record_model(name: str, version: str) -> type[pydantic.BaseModel]:
+    """The documented request record: the served features, a smoke-test row as example."""
+    detector = _verified(name, version)
+    smoke_rows = Path(bentoml.models.get(f"{name}:{version}").path) / "smoke.npy"
+    return record_model(detector.feature_names_, np.load(smoke_rows)[0])
+
+
+Record = _record_model(SERVED_NAME, STARTING_VERSION)
+
+
 @bentoml.service(name="anomalyflow-service", workers=1, traffic={"timeout": 60})
 class AnomalyService:
     """Scores and explains records; reports the features and threshold it expects."""
@@ -165,29 +183,39 @@ class AnomalyService:
         return self.serving
 
     def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
-        return _client_error(
-            lambda: records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
-        )
+        return records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
 
     async def _answer(
-        self, work: Callable[[list[dict[str, Any]]], dict[str, Any]], records: list[dict[str, Any]]
-    ) -> dict[str, Any]:
+        self,
+        route: str,
+        work: Callable[[list[dict[str, Any]]], dict[str, Any]],
+        records: list[dict[str, Any]],
+    ) -> Any:
         """Small requests run on the event loop, where a thread hand-off would cost more
         than the model (2 of a single record's 5 ms); large ones in a worker thread, so
-        health checks keep answering meanwhile."""
-        if len(records) <= INLINE_RECORDS:
-            return work(records)
-        return await asyncio.to_thread(work, records)
+        health checks keep answering meanwhile. A refused request gets every problem
+        found in it, in the service's one 4xx shape, and one INFO line in the log."""
+        try:
+            if len(records) <= INLINE_RECORDS:
+                return work(records)
+            return await asyncio.to_thread(work, records)
+        except RequestRejected as rejected:
+            log = logging.getLogger(BENTOML_HTTP_LOGGER)  # beside BentoML's own 4xx lines
+            log.info("POST %s answered %d: %s", route, rejected.status, rejected)
+            return JSONResponse(rejected.body(), status_code=rejected.status)
 
     @bentoml.api(route="/score")
-    async def score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def score(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
         """Per record: the score, whether it is an anomaly, and the model version."""
-        return await self._answer(self._score, records)
+        # The schema BentoML shows is the answer's; a refusal (a Response) passes as it is.
+        return cast("dict[str, Any]", await self._answer("/score", self._score, _as_dicts(records)))
 
     @bentoml.api(route="/explain")
-    async def explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def explain(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
         """Per record: its score and the features pushing it up the most."""
-        return await self._answer(self._explain, records)
+        return cast(
+            "dict[str, Any]", await self._answer("/explain", self._explain, _as_dicts(records))
+        )
 
     @bentoml.api(route="/metadata")
     async def metadata(self) -> dict[str, Any]:
@@ -202,7 +230,7 @@ class AnomalyService:
     def _score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
         rows = self._matrix(model, records)
-        scores = _client_error(lambda: finite_scores(model.decision_function(rows)))
+        scores = finite_scores(model.decision_function(rows))
         return {
             "model_version": version,
             "threshold": model.threshold_,
@@ -219,10 +247,8 @@ class AnomalyService:
     def _explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         model, version = self._follow_promotions()
         rows = self._matrix(model, records)
-        scores = _client_error(lambda: finite_scores(model.decision_function(rows)))
-        contributions = _client_error(
-            lambda: finite_scores(model.feature_contributions(rows), "explanation")
-        )
+        scores = finite_scores(model.decision_function(rows))
+        contributions = finite_scores(model.feature_contributions(rows), "explanation")
         top_k = min(self.params.explain_top_k, rows.shape[1])
         results = []
         for row, score, contribution in zip(rows, scores, contributions, strict=True):
@@ -244,12 +270,9 @@ class AnomalyService:
         return {"model_version": version, "results": results}
 
 
-def _client_error(work: Callable[[], Any]) -> Any:
-    """``work()``, with a refused request turned into BentoML's 4xx answer."""
-    try:
-        return work()
-    except RequestRejected as rejected:
-        raise BentoMLException(str(rejected), error_code=rejected.status) from None
+def _as_dicts(records: list[pydantic.BaseModel]) -> list[dict[str, Any]]:
+    """The records as sent: a feature left out stays out (not null), for the checks."""
+    return [record.model_dump(exclude_unset=True) for record in records]
 
 
 # The decorator returns a bentoml.Service, though typed as the class it wraps.
