@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -20,9 +21,11 @@ from prefect.runtime import flow_run
 from anomalyflow.data.loaders import Table, read_table, require_file
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import quiet_refusal_tracebacks
+from anomalyflow.evaluation.gates import GateDecision
 from anomalyflow.notify import notify
 from anomalyflow.pipeline import drift, evaluate, finetune, gate, pretrain, register, validate
 from anomalyflow.pipeline.context import RunContext
+from anomalyflow.pipeline.evaluate import Evaluation, read_evaluation
 from anomalyflow.pipeline.lineage import check_key, training_digest
 from anomalyflow.pipeline.policy import TrainingNeed, nothing_changed, training_need
 from anomalyflow.pipeline.review import build_review_page, keep_check_reports
@@ -136,6 +139,10 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
             now=time.time(),
         )
     )
+    if not need.train and has_candidate(ctx.paths) and gate.rules_changed(ctx):
+        rejudged = _rejudged(ctx, clock)
+        record_check(ctx.paths, checked)  # once judged: a crash before would judge again
+        return rejudged
     if not need.train:
         record_check(ctx.paths, checked)
         kept = keep_check_reports(ctx)  # in a folder of this run's own
@@ -176,13 +183,45 @@ def _train_and_decide(
         record_training(ctx.paths, window, ctx.schema, *trained)
         record_check(ctx.paths, checked)
         registered = register_task(ctx, record).version
+    return _decided(ctx, (decision, record, evaluation), registered, need.reason, clock)
+
+
+def _rejudged(ctx: RunContext, clock: Stopwatch) -> RunSummary:
+    """Judge the saved candidate again by the gate's changed rules: no training, no new
+    version; the registry records the new verdict, and a pass may promote it."""
+    version = register.registered_twin(ctx)
+    if version is None:
+        reason = "the gate's rules changed, but the saved candidate was never registered"
+        return RunSummary("skipped", reason, seconds=clock.seconds)
+    with clock.lap("gate"):
+        candidate = AnomalyDetector.load(ctx.paths.candidate, ctx.params.runtime)
+        evaluation = read_evaluation(ctx.paths)
+        decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
+        registry = open_registry(ctx.params.registry, ctx.schema.features)
+        why = "the gate's rules changed: the candidate judged again, not retrained"
+        registry.record_review(version, decision.approved, why, None, by_gate=True)
+    if registry.state().production == version:
+        verdict = "passes" if decision.approved else "fails (it stays production)"
+        return RunSummary("rejudged", f"{why}; {version} {verdict}", seconds=clock.seconds)
+    return _decided(ctx, (decision, record, evaluation), version, why, clock)
+
+
+def _decided(
+    ctx: RunContext,
+    judged: tuple[GateDecision, dict[str, Any], Evaluation],
+    registered: str,
+    why: str,
+    clock: Stopwatch,
+) -> RunSummary:
+    """The review page, then promotion of a candidate that passed the gate."""
+    decision, record, evaluation = judged
     with clock.lap("report"):
         page = report_task(ctx, registered)  # before any approval: decided with it open
     with clock.lap("promote"):
         failed = [r.rule for r in decision.rules if not r.passed]
         outcome, reason = "rejected-by-gate", "failed: " + ", ".join(failed)
         if decision.approved:
-            outcome, reason = review_and_promote(ctx, registered, need.reason, page)
+            outcome, reason = review_and_promote(ctx, registered, why, page)
     return RunSummary(
         outcome=outcome,
         reason=reason,

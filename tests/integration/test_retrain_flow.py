@@ -66,13 +66,21 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert "Decision: unchanged" in forced.output
     assert len(project_registry(load_params()).versions()) == 1
 
-    Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.25}\n")
-    judged = runner.invoke(app, ["run"])  # a gate-only change: checked again, no training
+    Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.99}\n")
+    judged = runner.invoke(app, ["run"])  # a gate-only change: judged again, no training
     assert judged.exit_code == 0, judged.output
-    assert "Decision: skipped" in judged.output
-    assert len(project_registry(load_params()).versions()) == 1
-    kept = max(Path("artifacts/reports").iterdir())  # this run's own folder
-    assert {"validation.html", "drift.html"} <= {p.name for p in kept.iterdir()}
+    registry = project_registry(load_params())
+    assert len(registry.versions()) == 1
+    assert registry.history()[-1]["action"] == "rejudge"  # failed now, still production
+    assert registry.state().production == registry.versions()[0].version
+    assert json.loads(Path("artifacts/decision.json").read_text())["approved"] is False
+    Path("params.yaml").write_text(SMALL)
+    again = runner.invoke(app, ["run"])  # back as it was: judged again, passes
+    assert again.exit_code == 0, again.output
+    assert [e["gate"] for e in registry.history() if e["action"] == "rejudge"] == [
+        "failed",
+        "passed",
+    ]
 
     first_production = project_registry(load_params()).state().production
     warm = SMALL.replace(
@@ -147,3 +155,25 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     assert processed == ["2026-11-01.parquet", "2026-11-04.parquet"]
     quarantined = {p.name for p in Path("data/quarantine").rglob("2026-11-0*") if p.is_file()}
     assert quarantined == {"2026-11-02.parquet", "2026-11-03.csv"}
+
+
+def test_a_candidate_the_gate_rejected_is_promoted_once_the_rules_relax_without_retraining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.99}\n")
+    strict = runner.invoke(app, ["run"])
+    assert strict.exit_code == 0, strict.output
+    registry = project_registry(load_params())
+    (candidate,) = registry.versions()
+    assert registry.state().production is None and not candidate.gate_passed
+    weights = _md5(Path("artifacts/candidate/weights.safetensors"))
+
+    Path("params.yaml").write_text(SMALL)  # the bar back where it belongs
+    relaxed = runner.invoke(app, ["run"])
+
+    assert relaxed.exit_code == 0, relaxed.output
+    assert [v.version for v in registry.versions()] == [candidate.version]  # nothing new
+    assert registry.state().production == candidate.version
+    assert _md5(Path("artifacts/candidate/weights.safetensors")) == weights  # not retrained
+    assert [e["action"] for e in registry.history()][-2:] == ["rejudge", "promote"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,15 @@ def gate(
     verdicts = {rule.rule: rule.value for rule in decision.rules}
     write_json(paths.metrics / "gate.json", {"approved": decision.approved} | verdicts)
     return decision, record
+
+
+def rules_changed(ctx: RunContext) -> bool:
+    """The gate's rules differ from those the saved candidate was judged by: a change
+    people make to judge the same candidate again, not to retrain it."""
+    if not ctx.paths.decision.exists():
+        return False
+    judged_by = json.loads(ctx.paths.decision.read_text()).get("params", {}).get("gate")
+    return judged_by is not None and judged_by != asdict(ctx.params.gate)
 
 
 def _threshold_implication(ctx: RunContext, evaluation: Evaluation) -> dict[str, Any]:

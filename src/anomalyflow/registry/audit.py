@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from anomalyflow.registry.errors import AuditLogTampered
 
-Action = Literal["register", "promote", "rollback", "approve", "reject"]
+Action = Literal["register", "promote", "rollback", "approve", "reject", "rejudge"]
 SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -46,7 +46,7 @@ class AuditEntry(BaseModel):
     forced: bool = False  # promote, rollback: past the gate (or feature guard) on purpose
     reason: str | None = None
     smoke_test: dict[str, Any] | None = None  # promote: the serving smoke test's outcome
-    gate: Literal["passed", "failed"] | None = None  # register: the gate's verdict
+    gate: Literal["passed", "failed"] | None = None  # register, rejudge: the gate's verdict
     prev_sha256: str | None = Field(default=None, pattern=SHA256)  # None: a legacy line
 
     @model_validator(mode="after")
@@ -57,8 +57,10 @@ class AuditEntry(BaseModel):
             raise ValueError("a forced promotion without a reason")
         if self.action == "rollback" and self.previous_production is None:
             raise ValueError("a rollback without previous_production")
-        if self.action != "register" and self.gate is not None:
-            raise ValueError("gate belongs to register lines only")
+        if self.action not in ("register", "rejudge") and self.gate is not None:
+            raise ValueError("gate belongs to register and rejudge lines only")
+        if self.action == "rejudge" and self.gate is None:
+            raise ValueError("a rejudge without the gate's verdict")
         return self
 
 

@@ -73,7 +73,9 @@ def describe(model: bentoml.Model, state: RegistryState) -> ModelVersion:
         model_name=str(model.tag.name),
         version=str(model.tag.version),
         stage=state.stage_of(str(model.tag.version)),
-        gate_passed=model.info.labels.get("gate") == "passed",
+        gate_passed=state.gate_passed(
+            str(model.tag.version), model.info.labels.get("gate") == "passed"
+        ),
         created=model.info.creation_time,
         threshold=float(metadata["threshold"]),
         metrics=dict(metadata.get("metrics", {})),

@@ -28,7 +28,13 @@ class RegistryState:
     previous: tuple[str, ...] = ()
     archived: frozenset[str] = field(default_factory=frozenset)
     registered: frozenset[str] = field(default_factory=frozenset)
-    gate_failed: frozenset[str] = field(default_factory=frozenset)  # as registered
+    gate_failed: frozenset[str] = field(default_factory=frozenset)  # the latest verdict
+    # Versions whose verdict the log holds (register lines before verdicts had none).
+    gate_judged: frozenset[str] = field(default_factory=frozenset)
+
+    def gate_passed(self, version: str, as_labelled: bool) -> bool:
+        """The gate's latest verdict on ``version``: the log's, else its label's."""
+        return version not in self.gate_failed if version in self.gate_judged else as_labelled
 
     def stage_of(self, version: str) -> Stage:
         if version == self.production:
@@ -49,6 +55,13 @@ class RegistryState:
             return self._promoted(entry)
         if entry.action == "rollback":
             return self._rolled_back(entry)
+        if entry.action == "rejudge":  # the gate's rules changed: its verdict may too
+            failed = {entry.version} if entry.gate == "failed" else set()
+            kept = self.gate_failed - {entry.version}
+            judged = self.gate_judged | {entry.version}
+            return replace(
+                self, revision=entry.revision, gate_failed=kept | failed, gate_judged=judged
+            )
         return replace(self, revision=entry.revision)  # approve, reject: no stage change
 
     def _registered(self, entry: AuditEntry) -> RegistryState:
@@ -60,6 +73,7 @@ class RegistryState:
             revision=entry.revision,
             registered=self.registered | {entry.version},
             gate_failed=self.gate_failed | failed,
+            gate_judged=self.gate_judged | ({entry.version} if entry.gate else set()),
         )
 
     def _promoted(self, entry: AuditEntry) -> RegistryState:

@@ -327,18 +327,17 @@ class Registry:
             expected_revision=seen.revision,
         )
 
-    def record_review(self, ref: str, approved: bool, reason: str | None, actor: str | None) -> str:
-        """Record a person's approval or rejection of a candidate; the full version."""
+    def record_review(
+        self, ref: str, approved: bool, reason: str | None, actor: str | None, by_gate: bool = False
+    ) -> str:
+        """Record a person's approval or rejection of a candidate, or (``by_gate``) the
+        gate's new verdict once its rules changed; the full version."""
         version = self.resolve(ref)
-        self._commit(
-            {
-                "action": "approve" if approved else "reject",
-                "version": version,
-                "reason": reason,
-                "actor": actor,
-            },
-            expected_revision=None,
-        )
+        change: dict[str, Any] = {"action": "approve" if approved else "reject"}
+        if by_gate:
+            change = {"action": "rejudge", "gate": "passed" if approved else "failed"}
+        change |= {"version": version, "reason": reason, "actor": actor}
+        self._commit(change, expected_revision=None)
         return version
 
     def _commit(self, change: dict[str, Any], expected_revision: int | None) -> RegistryState:

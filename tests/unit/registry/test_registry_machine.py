@@ -85,6 +85,7 @@ class Reference:
             archived=frozenset(self.archived),
             registered=frozenset(self.registered),
             gate_failed=frozenset(self.failed),
+            gate_judged=frozenset(self.registered),  # every registration carries a verdict
         )
 
 

@@ -139,3 +139,20 @@ def test_rollback_restores_a_gate_failed_version_only_forced_with_a_reason(
     entry = registry.history()[-1]
     assert (entry["action"], entry["version"], entry["forced"]) == ("rollback", failed, True)
     assert entry["reason"] == "passed one misses fraud"
+
+
+def test_the_gate_judging_again_changes_what_may_be_promoted_unforced(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    failed = add_version(approved=False)
+    with pytest.raises(RegistryError):
+        registry.promote(failed, passed_smoke)  # gate-failed: only forced
+
+    assert registry.record_review(failed[:6], True, "gate rules relaxed", None, by_gate=True)
+    entry = registry.history()[-1]
+    assert (entry["action"], entry["version"], entry["gate"]) == ("rejudge", failed, "passed")
+    assert registry.promote(failed, passed_smoke).production == failed
+
+    registry.record_review(failed, False, "gate rules tightened", None, by_gate=True)
+    assert registry.state().production == failed  # a verdict never demotes production
+    assert failed in registry.state().gate_failed
