@@ -9,6 +9,7 @@ import typer
 
 from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 from anomalyflow.errors import Refusal
+from anomalyflow.notify import notify
 from anomalyflow.params import Params, load_params
 
 if TYPE_CHECKING:
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 app = Commands()
 ReasonOption = Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")]
+ForceOption = Annotated[
+    bool, typer.Option(help="Past a failed gate or other features; needs --reason.")
+]
 
 
 def open_configured_registry(params: Params) -> Registry:
@@ -84,9 +88,7 @@ def _promotion(entry: dict[str, object] | None) -> dict[str, object]:
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="The version to make production.")],
-    force: Annotated[
-        bool, typer.Option(help="Promote even though its gate failed (needs --reason).")
-    ] = False,
+    force: ForceOption = False,
     reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
@@ -113,16 +115,12 @@ def promote(
 
 @app.command()
 def rollback(
-    force: Annotated[
-        bool, typer.Option(help="Restore it even though its gate failed (needs --reason).")
-    ] = False,
+    force: ForceOption = False,
     reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Restore the previous production version in one step."""
-    from anomalyflow.notify import notify
-
-    params = load_params(params_path)
+    params = configured(params_path)
     registry = open_configured_registry(params)
     state = registry.rollback(reason=reason, force=force)
     left = registry.history()[-1]["previous_production"]  # as the rollback recorded it
