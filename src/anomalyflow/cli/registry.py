@@ -17,9 +17,6 @@ if TYPE_CHECKING:
 
 app = Commands()
 ReasonOption = Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")]
-ForceOption = Annotated[
-    bool, typer.Option(help="Past a failed gate or other features; needs --reason.")
-]
 
 
 def open_configured_registry(params: Params) -> Registry:
@@ -88,7 +85,9 @@ def _promotion(entry: dict[str, object] | None) -> dict[str, object]:
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="The version to make production.")],
-    force: ForceOption = False,
+    force: Annotated[
+        bool, typer.Option(help="Promote even though its gate failed (needs --reason).")
+    ] = False,
     reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
@@ -115,7 +114,7 @@ def promote(
 
 @app.command()
 def rollback(
-    force: ForceOption = False,
+    force: Annotated[bool, typer.Option(help="Allow a gate-failed one (needs --reason).")] = False,
     reason: ReasonOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
