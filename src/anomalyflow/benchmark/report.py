@@ -1,4 +1,8 @@
-"""Tables, JSON and a plot of a protocol run, with a paired comparison per data set."""
+"""Tables, JSON and a plot of a protocol run, with a paired comparison per data set.
+
+Beside the quality, each table and summary carries the fit cost: seconds per data set and
+method, and their ratio to CatBoost's (:mod:`anomalyflow.benchmark.cost`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from anomalyflow.benchmark.cost import cost_summary, cost_table, markdown_cost_table
 from anomalyflow.benchmark.protocol import Outcome
 
 REFERENCE = "anomalyflow"
@@ -38,10 +43,12 @@ def summarize(outcomes: list[Outcome], label_ratio: float) -> dict[str, Any]:
             "mean_auprc": float(frame[frame.method == method].auprc.mean()),
             "std_over_seeds": float(per_seed_mean.loc[method].std(ddof=0)),
             "seconds_total": float(frame[frame.method == method].seconds.sum()),
+            "fit_seconds_total": float(frame[frame.method == method].fit_seconds.sum()),
         }
         if method != REFERENCE and REFERENCE in per_dataset.columns:
             entry |= _paired(per_dataset[REFERENCE], per_dataset[method])
         summary["methods"][method] = entry
+    summary["cost"] = cost_summary(outcomes)
     return summary
 
 
@@ -58,6 +65,11 @@ def _paired(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
 
 
 def table(outcomes: list[Outcome], label_ratio: float) -> str:
+    """The quality table, then fit seconds per data set beside CatBoost's."""
+    return f"{_quality_table(outcomes, label_ratio)}\n\n{cost_table(outcomes)}"
+
+
+def _quality_table(outcomes: list[Outcome], label_ratio: float) -> str:
     """Per data set mean over seeds, then the mean row and seconds per method."""
     frame = outcome_frame(outcomes)
     metric = headline_metric(label_ratio)
@@ -71,8 +83,8 @@ def table(outcomes: list[Outcome], label_ratio: float) -> str:
 
 
 def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
-    """The same table as GitHub markdown, for ``docs/benchmarks.md``."""
-    lines = table(outcomes, label_ratio).splitlines()[1:]
+    """The same tables as GitHub markdown, for ``docs/benchmarks.md``."""
+    lines = _quality_table(outcomes, label_ratio).splitlines()[1:]
     cells = [line.split() for line in lines]
     header = ["dataset", *cells[0][1:]] if cells[0][0] == "method" else cells[0]
     rows = [c for c in cells[1:] if c and c[0] != "dataset"]
@@ -81,7 +93,8 @@ def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
         if row[0] == "seconds":
             row = ["seconds (total)", *row[2:]]
         out.append("| " + " | ".join(row) + " |")
-    return "\n".join(out)
+    out += ["", "Fit seconds (mean over seeds) and ratio to CatBoost:", ""]
+    return "\n".join(out) + "\n" + markdown_cost_table(outcomes)
 
 
 def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:

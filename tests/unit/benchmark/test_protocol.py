@@ -43,8 +43,8 @@ def test_same_seed_same_split_and_row_cap_keeps_the_anomaly_share() -> None:
 def test_summary_counts_paired_wins_and_losses() -> None:
     outcomes = []
     for i, dataset in enumerate("abcdef"):
-        outcomes.append(Outcome(dataset, 0, "anomalyflow", 0.9, 0.5 + i / 100, 1.0))
-        outcomes.append(Outcome(dataset, 0, "ecod", 0.8, 0.4 if i < 5 else 0.9, 0.1))
+        outcomes.append(Outcome(dataset, 0, "anomalyflow", 0.9, 0.5 + i / 100, 1.0, 0.9, 0.1))
+        outcomes.append(Outcome(dataset, 0, "ecod", 0.8, 0.4 if i < 5 else 0.9, 0.1, 0.05, 0.05))
     entry = summarize(outcomes, label_ratio=0.05)["methods"]["ecod"]
     assert (entry["anomalyflow_wins"], entry["anomalyflow_losses"]) == (5, 1)
     assert 0 < entry["wilcoxon_p"] < 1
