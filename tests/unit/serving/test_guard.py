@@ -104,8 +104,6 @@ def test_the_token_comes_from_the_environment_and_an_empty_one_is_refused() -> N
 
 
 def test_every_4xx_leaves_in_one_shape_listing_each_problem() -> None:
-    from typing import Any
-
     import pydantic
 
     from anomalyflow.serving.guard import reshaped
