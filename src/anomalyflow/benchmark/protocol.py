@@ -3,7 +3,8 @@
 Per data set and seed: cap the rows (stratified, as ADBench does), split 70/30
 stratified, keep label 1 on a share ``label_ratio`` of the train anomalies (at least one
 when the ratio is above zero), and give every method the same train rows and partial
-labels. Test labels are only used for scoring the scores.
+labels. Test labels are only used for scoring the scores. ADGym's protocol counts labels
+instead (``labels``): N train anomalies keep their label, or all of them when fewer.
 
 Each method is fitted and then scores the test rows; the two are timed apart, so the fit
 seconds of AnomalyFlow and of each peer (CatBoost among them) come from the same run on the
@@ -74,6 +75,7 @@ class Outcome:
     score_seconds: float
     train_rows: int = 0
     phases: dict[str, float] = field(default_factory=dict)  # AnomalyFlow's fit, by phase
+    labeled: int = 0  # train anomalies that kept their label
 
 
 def make_split(
@@ -83,16 +85,25 @@ def make_split(
     seed: int,
     row_cap: int,
     test_size: float,
+    labels: int | None = None,
 ) -> Split:
-    """Apply the protocol to a full data set ``x`` ``(rows, features)``, truth ``y``."""
+    """Apply the protocol to a full data set ``x`` ``(rows, features)``, truth ``y``.
+
+    ``labels``, when given, replaces ``label_ratio``: that many train anomalies keep their
+    label (all of them when the split has fewer). The train/test split depends on the seed
+    only, so both budgets see the same rows.
+    """
     keep = subsample_stratified(y, row_cap, seed)
     x, y = x[keep], y[keep]
     train, test = stratified_split(y, test_size, seed)
     y_train = y[train]
     anomalies = np.flatnonzero(y_train == 1)
     y_partial = np.zeros_like(y_train)
-    if label_ratio > 0 and len(anomalies) > 0:
-        count = max(1, round(label_ratio * len(anomalies)))
+    if labels is not None:
+        count = min(labels, len(anomalies))
+    else:
+        count = max(1, round(label_ratio * len(anomalies))) if label_ratio > 0 else 0
+    if count > 0:
         chosen = np.random.default_rng(seed).choice(anomalies, size=count, replace=False)
         y_partial[chosen] = 1
     return Split(x[train], y_partial, x[test], y[test])
@@ -175,14 +186,16 @@ def logistic_regression(x_train: np.ndarray, y_partial: np.ndarray, seed: int) -
     return Fitted(lambda x: model.decision_function(scaler.transform(x)))
 
 
-def methods(settings: DetectorSettings, label_ratio: float) -> dict[str, Method]:
-    """Every method run at ``label_ratio``; label-free ones only at ratio 0."""
+def methods(
+    settings: DetectorSettings, label_ratio: float, labels: int | None = None
+) -> dict[str, Method]:
+    """Every method run at ``label_ratio`` (or ``labels``); label-free ones only without."""
     unsupervised: dict[str, Method] = {
         "anomalyflow": anomalyflow_method(settings, pretrained=True),
         "isolation_forest": isolation_forest,
         "ecod": ecod,
     }
-    if label_ratio == 0:
+    if (label_ratio if labels is None else labels) == 0:
         return unsupervised
     return unsupervised | {
         "anomalyflow_scratch": anomalyflow_method(settings, pretrained=False),
@@ -201,16 +214,20 @@ def run_protocol(
     test_size: float,
     on_outcome: Callable[[Outcome], None] | None = None,
     chosen: dict[str, Method] | None = None,
+    labels: int | None = None,
 ) -> list[Outcome]:
-    """Every method (or those ``chosen``) on every data set and seed, on identical splits."""
+    """Every method (or those ``chosen``) on every data set and seed, on identical splits.
+
+    ``labels``, when given, labels that many train anomalies instead of ``label_ratio``.
+    """
     _import_peers()
     outcomes = []
     for path in paths:
         table = read_npz(path, require_labels=True)
         assert table.y is not None
         for seed in range(seeds):
-            split = make_split(table.x, table.y, label_ratio, seed, row_cap, test_size)
-            for name, method in (chosen or methods(settings, label_ratio)).items():
+            split = make_split(table.x, table.y, label_ratio, seed, row_cap, test_size, labels)
+            for name, method in (chosen or methods(settings, label_ratio, labels)).items():
                 outcome = _run_one(path.stem, seed, name, method, split)
                 outcomes.append(outcome)
                 if on_outcome is not None:
@@ -238,6 +255,7 @@ def _run_one(dataset: str, seed: int, name: str, method: Method, split: Split) -
         score_seconds=scored_at - fitted_at,
         train_rows=len(split.x_train),
         phases=fitted.phases,
+        labeled=int(split.y_partial.sum()),
     )
 
 

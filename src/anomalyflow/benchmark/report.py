@@ -25,18 +25,30 @@ def outcome_frame(outcomes: list[Outcome]) -> pd.DataFrame:
     return pd.DataFrame([asdict(o) for o in outcomes])
 
 
-def headline_metric(label_ratio: float) -> str:
+def headline_metric(label_ratio: float, labels: int | None = None) -> str:
     """AUPRC when labels exist (what an analyst budget feels), AUROC without them."""
-    return "auprc" if label_ratio > 0 else "auroc"
+    return "auprc" if (label_ratio if labels is None else labels) > 0 else "auroc"
 
 
-def summarize(outcomes: list[Outcome], label_ratio: float) -> dict[str, Any]:
+def budget_words(label_ratio: float, labels: int | None = None) -> str:
+    """The label budget as a title says it: a ratio, or a count of labeled anomalies."""
+    return f"label ratio {label_ratio}" if labels is None else f"{labels} labeled anomalies"
+
+
+def summarize(
+    outcomes: list[Outcome], label_ratio: float, labels: int | None = None
+) -> dict[str, Any]:
     """Means, spreads over seeds, wall time and paired wins against AnomalyFlow."""
     frame = outcome_frame(outcomes)
-    metric = headline_metric(label_ratio)
+    metric = headline_metric(label_ratio, labels)
     per_dataset = frame.pivot_table(index="dataset", columns="method", values=metric)
     per_seed_mean = frame.groupby(["method", "seed"])[metric].mean().unstack("seed")
-    summary: dict[str, Any] = {"label_ratio": label_ratio, "metric": metric, "methods": {}}
+    summary: dict[str, Any] = {
+        "label_ratio": label_ratio,
+        "labels": labels,
+        "metric": metric,
+        "methods": {},
+    }
     for method in per_dataset.columns:
         entry = {
             "mean_auroc": float(frame[frame.method == method].auroc.mean()),
@@ -64,27 +76,28 @@ def _paired(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
     }
 
 
-def table(outcomes: list[Outcome], label_ratio: float) -> str:
+def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None) -> str:
     """The quality table, then fit seconds per data set beside CatBoost's."""
-    return f"{_quality_table(outcomes, label_ratio)}\n\n{cost_table(outcomes)}"
+    return f"{_quality_table(outcomes, label_ratio, labels)}\n\n{cost_table(outcomes)}"
 
 
-def _quality_table(outcomes: list[Outcome], label_ratio: float) -> str:
+def _quality_table(outcomes: list[Outcome], label_ratio: float, labels: int | None) -> str:
     """Per data set mean over seeds, then the mean row and seconds per method."""
     frame = outcome_frame(outcomes)
-    metric = headline_metric(label_ratio)
+    metric = headline_metric(label_ratio, labels)
     pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
     order = [REFERENCE, *sorted(c for c in pivot.columns if c != REFERENCE)]
     pivot = pivot[[c for c in order if c in pivot.columns]]
     pivot.loc["MEAN"] = pivot.mean()
     seconds = frame.pivot_table(index="method", values="seconds", aggfunc="sum")["seconds"]
     pivot.loc["seconds (total)"] = seconds.reindex(pivot.columns)
-    return f"{metric.upper()} at label ratio {label_ratio}\n" + pivot.round(3).to_string()
+    words = budget_words(label_ratio, labels)
+    return f"{metric.upper()} at {words}\n" + pivot.round(3).to_string()
 
 
-def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
+def markdown_table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None) -> str:
     """The same tables as GitHub markdown, for ``docs/benchmarks.md``."""
-    lines = _quality_table(outcomes, label_ratio).splitlines()[1:]
+    lines = _quality_table(outcomes, label_ratio, labels).splitlines()[1:]
     cells = [line.split() for line in lines]
     header = ["dataset", *cells[0][1:]] if cells[0][0] == "method" else cells[0]
     rows = [c for c in cells[1:] if c and c[0] != "dataset"]
@@ -97,7 +110,9 @@ def markdown_table(outcomes: list[Outcome], label_ratio: float) -> str:
     return "\n".join(out) + "\n" + markdown_cost_table(outcomes)
 
 
-def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:
+def plot(
+    outcomes: list[Outcome], label_ratio: float, path: Path, labels: int | None = None
+) -> None:
     """Per data set metric of every method (points) and the means (bars), as PNG."""
     import matplotlib
 
@@ -105,7 +120,7 @@ def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     frame = outcome_frame(outcomes)
-    metric = headline_metric(label_ratio)
+    metric = headline_metric(label_ratio, labels)
     pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
     methods = [REFERENCE, *sorted(c for c in pivot.columns if c != REFERENCE)]
     figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(methods)), 4.5))
@@ -116,7 +131,7 @@ def plot(outcomes: list[Outcome], label_ratio: float, path: Path) -> None:
         axis.scatter(positions[i] + jitter, pivot[method], s=10, color="#08519c")
     axis.set_xticks(positions, methods, rotation=20, ha="right")
     axis.set_ylabel(metric.upper())
-    axis.set_title(f"{metric.upper()} per data set, label ratio {label_ratio}")
+    axis.set_title(f"{metric.upper()} per data set, {budget_words(label_ratio, labels)}")
     axis.set_ylim(0, 1)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,13 @@ def fit_score(
 def benchmark(
     data: Annotated[list[Path], typer.Argument(help="ADBench-style .npz files (X, y).")],
     label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
+    labels: Annotated[
+        int | None,
+        typer.Option(
+            help="Train anomalies labeled (ADGym's protocol; all when fewer); replaces "
+            "--label-ratio. Run once per count (5, 10, 25)."
+        ),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (splits) per data set.")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for JSON and plot.")] = Path(
         "benchmark-results"
@@ -50,7 +57,7 @@ def benchmark(
 ) -> None:
     """Run the few-label protocol: AnomalyFlow beside its peers on identical splits."""
     from anomalyflow.atomic import write_json
-    from anomalyflow.benchmark import report
+    from anomalyflow.benchmark import peers, report
     from anomalyflow.benchmark.protocol import run_protocol
     from anomalyflow.detector import DetectorSettings
 
@@ -58,27 +65,48 @@ def benchmark(
     settings = DetectorSettings.from_params(params)
     if not 0 <= label_ratio <= 1:
         fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
+    if labels is not None and labels < 0:
+        fail(f"--labels must be 0 or more, got {labels}")
     bench = params.benchmark
-    outcomes = run_protocol(
-        data, settings, label_ratio, seeds, bench.row_cap, bench.test_size, on_outcome=_progress
-    )
-    typer.echo(report.table(outcomes, label_ratio))
-    summary = report.summarize(outcomes, label_ratio)
+    choice = peers.protocol_methods(settings, label_ratio, labels)
+    for name, install in choice.skipped.items():
+        typer.echo(f"skipped {name}: its library does not import; install: {install}")
+    split = (label_ratio, seeds, bench.row_cap, bench.test_size)
+    run = run_protocol(data, settings, *split, _progress, chosen=choice.run, labels=labels)
+    outcomes, notes = _with_best_peer(run, report.headline_metric(label_ratio, labels), labels)
+    typer.echo(report.table(outcomes, label_ratio, labels))
+    summary = report.summarize(outcomes, label_ratio, labels)
     payload: dict[str, Any] = {
         "command": " ".join(["anomalyflow", *sys.argv[1:]]),
         "row_cap": bench.row_cap,
         "seeds": seeds,
         "summary": summary,
+        "skipped_peers": choice.skipped,
+        **notes,
         "outcomes": [asdict(o) for o in outcomes],
-        "markdown": report.markdown_table(outcomes, label_ratio),
+        "markdown": report.markdown_table(outcomes, label_ratio, labels),
     }
     _echo_wins(summary)
     if speed:
         payload["speed"] = _measure_speed(data, params_path)
-    tag = f"ratio-{label_ratio:g}"
+    tag = f"ratio-{label_ratio:g}" if labels is None else f"labels-{labels}"
     write_json(out / f"benchmark-{tag}.json", payload)
-    report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png")
+    report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png", labels)
     typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")
+
+
+def _with_best_peer(
+    outcomes: list[Outcome], metric: str, labels: int | None
+) -> tuple[list[Outcome], dict[str, Any]]:
+    """Add the per-data-set best peer; say which splits had fewer anomalies than ``labels``."""
+    from anomalyflow.benchmark import peers
+
+    best = peers.best_peer_choices(outcomes, metric)
+    short = peers.short_of_labels(outcomes, labels) if labels is not None else {}
+    for split, count in short.items():
+        typer.echo(f"{split}: fewer than {labels} train anomalies; all {count} labeled")
+    notes = {"best_peer_per_dataset": best, "fewer_anomalies_than_labels": short}
+    return (peers.with_best_peer(outcomes, metric) if best else outcomes), notes
 
 
 def _progress(o: Outcome) -> None:
