@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
+from anomalyflow.benchmark.peers import BEST_PEER, optional_peers
 from anomalyflow.benchmark.protocol import make_split
 from anomalyflow.cli import app
 from tests.conftest import adbench, make_blobs
@@ -158,7 +159,7 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "out" / "benchmark-ratio-0.1.json").read_text())
     methods = set(payload["summary"]["methods"])
-    assert methods == {
+    base = {
         "anomalyflow",
         "anomalyflow_scratch",
         "isolation_forest",
@@ -167,6 +168,8 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
         "catboost",
         "logistic_regression",
     }
+    installed = set(optional_peers().run)  # XGBOD, DevNet, PReNet where their library is
+    assert methods == base | installed | {BEST_PEER}
     assert len(payload["outcomes"]) == 2 * len(methods)
     assert payload["speed"]["scoring_to_forward_ratio"] > 0
     assert payload["speed"]["fit_score_peak_memory_mib"] > 0
