@@ -20,20 +20,9 @@ from anomalyflow.params import load_params
 from anomalyflow.pipeline.production import project_registry
 from anomalyflow.registry.store import Registry
 from tests.integration.test_main_job import SMALL
-from tests.integration.test_user_data import FEATURES, write_sensor_data
+from tests.integration.test_user_data import SENSOR_DATA, write_sensor_data
 
 runner = CliRunner()
-SENSOR_DATA = {
-    "source": "files",
-    "features": list(FEATURES),
-    "label": "fault",
-    "id": "reading_id",
-    "timestamp": "measured_at",
-    "reference": "mydata/reference.parquet",
-    "holdout": "mydata/holdout.parquet",
-    "batch": "mydata/batch.csv",
-    "incoming": "mydata/incoming",
-}
 
 
 def test_a_second_data_set_keeps_the_first_models_production(

@@ -44,22 +44,25 @@ def write_sensor_data(folder: Path) -> None:
     holdout.to_parquet(folder / "holdout.parquet", index=False)
 
 
+SENSOR_DATA = {  # params.yaml's data section for the sensor files write_sensor_data writes
+    "source": "files",
+    "features": list(FEATURES),
+    "label": "fault",
+    "id": "reading_id",
+    "timestamp": "measured_at",
+    "reference": "mydata/reference.parquet",
+    "holdout": "mydata/holdout.parquet",
+    "batch": "mydata/batch.csv",
+    "incoming": "mydata/incoming",
+}
+
+
 def user_params() -> str:
     """The project's params.yaml (dvc.yaml reads every section) with small runs and our files."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in yaml.safe_load(SMALL).items():
         params[section].update(values)
-    params["data"] = {
-        "source": "files",
-        "features": list(FEATURES),
-        "label": "fault",
-        "id": "reading_id",
-        "timestamp": "measured_at",
-        "reference": "mydata/reference.parquet",
-        "holdout": "mydata/holdout.parquet",
-        "batch": "mydata/batch.csv",
-        "incoming": "mydata/incoming",
-    }
+    params["data"] = dict(SENSOR_DATA)
     return str(yaml.safe_dump(params))
 
 
