@@ -157,9 +157,13 @@ def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
             with connection:
                 connection.settimeout(2)
                 try:
-                    browser.seen.append(connection.recv(4096).split(b"\r\n")[0].decode())
-                except (OSError, UnicodeDecodeError):
-                    browser.seen.append("(unreadable request)")
+                    request = connection.recv(4096)
+                except OSError:
+                    request = b"(unreadable request)"
+                # Chromium opens spare connections to its proxy and closes them unused:
+                # no request, so nothing a page tried to fetch.
+                if request:
+                    browser.seen.append(request.split(b"\r\n")[0].decode(errors="replace"))
 
     thread = threading.Thread(target=record, daemon=True)
     thread.start()
