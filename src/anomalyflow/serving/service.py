@@ -118,9 +118,19 @@ def _params() -> Params:
     return Params()
 
 
-def _checked_start() -> tuple[ServingParams, str | None, Registry, tuple[str, str]]:
-    """Params, token, the registry and the verified (name, version) to serve, or exit
-    with one line.
+def _record_model(name: str, version: str) -> type[pydantic.BaseModel]:
+    """The documented request record: the served features, a smoke-test row as example.
+    Loading the version verifies it (:class:`IntegrityError` on a mismatch)."""
+    detector = _verified(name, version)
+    smoke_rows = Path(bentoml.models.get(f"{name}:{version}").path) / "smoke.npy"
+    return record_model(detector.feature_names_, np.load(smoke_rows)[0])
+
+
+def _checked_start() -> tuple[
+    ServingParams, str | None, Registry, tuple[str, str], type[pydantic.BaseModel]
+]:
+    """Params, token, the registry, the verified (name, version) to serve and its request
+    record, or exit with one line.
 
     Runs in the server's main process when it imports the service, before any worker
     starts, so a refusal ends the server instead of a worker crashing in a loop.
@@ -130,24 +140,14 @@ def _checked_start() -> tuple[ServingParams, str | None, Registry, tuple[str, st
         token = api_token(params.serving.api_token_env)
         registry = _registry(params)
         served = _served(registry)
-        _verified(*served)
+        record = _record_model(*served)
     except Refusal as refused:
         print(f"anomalyflow serve: refused to start: {refused}", file=sys.stderr, flush=True)
         raise SystemExit(START_REFUSED) from None
-    return params.serving, token, registry, served
+    return params.serving, token, registry, served, record
 
 
-SERVING, TOKEN, REGISTRY, (SERVED_NAME, STARTING_VERSION) = _checked_start()
-
-
-def _record_model(name: str, version: str) -> type[pydantic.BaseModel]:
-    """The documented request record: the served features, a smoke-test row as example."""
-    detector = _verified(name, version)
-    smoke_rows = Path(bentoml.models.get(f"{name}:{version}").path) / "smoke.npy"
-    return record_model(detector.feature_names_, np.load(smoke_rows)[0])
-
-
-Record = _record_model(SERVED_NAME, STARTING_VERSION)
+SERVING, TOKEN, REGISTRY, (SERVED_NAME, STARTING_VERSION), Record = _checked_start()
 
 
 @bentoml.service(name="anomalyflow-service", workers=1, traffic={"timeout": 60})
