@@ -114,7 +114,7 @@ class Replay:
         state = RunState(window_digest=window_digest(self.ctx.paths), trained_at=0.0)
         state = replace(state, training_digest=training_digest(self.ctx.params))
         tracks = [Track(name, first, state) for name in POLICIES]
-        stream = list(self._stream())
+        stream = self._stream()
         for day in stream:
             drift = self._arrive(day, stream)
             now = (day.index + 1) * SECONDS_PER_DAY  # the scheduled run after the day
