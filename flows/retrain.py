@@ -76,9 +76,9 @@ def retrain(
     batch_path = Path(batch) if batch else ctx.paths.batch
     if unversioned_because(batch_path, ctx.paths, ctx.params_file):
         ctx = ctx.with_own_checks(batch_path)
-    with exclusive_run(ctx.paths, wait=wait):
+    with exclusive_run(ctx.paths, wait=wait) as own_folder:
         try:
-            summary = _retrain(ctx, batch_path, clock, force)
+            summary = _retrain(ctx.in_run_folder(own_folder), batch_path, clock, force)
         except Exception as error:
             notify(ctx.params.notify, "run-failed", batch=batch_path, error=str(error))
             raise
@@ -170,7 +170,7 @@ def _train_and_decide(
     with clock.lap("fine-tune"):
         candidate = _finetune_best(ctx, window, backbone, batch_path)
     trained = (window_digest(ctx.paths), training_digest(ctx.params))
-    twin = register.registered_twin(ctx)
+    twin = register.registered_twin(ctx, ctx.paths.run_candidate)
     if twin is not None:  # the same weights as a registered version: nothing new to judge
         record_training(ctx.paths, window, ctx.schema, *trained)
         record_check(ctx.paths, checked)
@@ -189,7 +189,7 @@ def _train_and_decide(
 def _rejudged(ctx: RunContext, clock: Stopwatch) -> RunSummary:
     """Judge the saved candidate again by the gate's changed rules: no training, no new
     version; the registry records the new verdict, and a pass may promote it."""
-    version = register.registered_twin(ctx)
+    version = register.registered_twin(ctx, ctx.paths.candidate)
     if version is None:
         reason = "the gate's rules changed, but the saved candidate was never registered"
         return RunSummary("skipped", reason, seconds=clock.seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,8 +41,40 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A temporary folder to fill; it replaces the folder ``path`` when the block ends
+    without error (see :func:`publish_folder`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(SUFFIX, f".{path.name}.pid{os.getpid()}.", path.parent))
+    try:
+        yield staging
+        publish_folder(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def publish_folder(staging: Path, target: Path) -> None:
+    """Rename a filled temporary folder into place; an earlier ``target`` is moved aside,
+    then deleted, so a reader sees the old folder or the new one, never a mix."""
+    os.chmod(staging, default_mode(0o777))  # mkdtemp's folder is private to its owner
+    for part in staging.iterdir():
+        if part.is_file():
+            os.chmod(part, default_mode(0o666))
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    aside = Path(tempfile.mkdtemp(SUFFIX, f".{target.name}.pid{os.getpid()}.old.", target.parent))
+    os.rmdir(aside)  # only its unique name is needed: a folder renames onto no folder
+    os.replace(target, aside)
+    os.replace(staging, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def sweep_partials(folder: Path) -> list[Path]:
-    """Delete the temporary files of writers that died mid-write, anywhere under ``folder``.
+    """Delete the temporary files and folders of writers that died mid-write, anywhere
+    under ``folder``.
 
     A file whose writer still runs is kept (another command may be writing there); one
     named before names carried the process id is deleted once it is an hour old. Returns
@@ -49,7 +82,7 @@ def sweep_partials(folder: Path) -> list[Path]:
     """
     swept = []
     now = time.time()
-    for partial in folder.rglob(f".*{SUFFIX}") if folder.is_dir() else ():
+    for partial in list(folder.rglob(f".*{SUFFIX}")) if folder.is_dir() else []:
         writer = _writer_pid(partial.name)
         try:
             abandoned = (
@@ -57,7 +90,10 @@ def sweep_partials(folder: Path) -> list[Path]:
                 if writer is not None
                 else now - partial.stat().st_mtime > UNNAMED_STALE_S
             )
-            if abandoned and partial.is_file():
+            if abandoned and partial.is_dir():
+                shutil.rmtree(partial)
+                swept.append(partial)
+            elif abandoned and partial.is_file():
                 partial.unlink()
                 swept.append(partial)
         except FileNotFoundError:  # its writer renamed or removed it meanwhile

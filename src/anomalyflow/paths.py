@@ -21,6 +21,9 @@ class ArtifactPaths:
     # Validation and drift of a batch other than data.batch: dvc.yaml's validate and drift
     # stages describe data.batch, so those go to a folder of the run's own (None: artifacts/)
     checks_dir: Path | None = None
+    # The folder of the run holding the project (pipeline.state.exclusive_run): its
+    # checkpoints and the candidate it trains, which no other run reads
+    run_dir: Path | None = None
 
     @classmethod
     def from_params(
@@ -55,8 +58,26 @@ class ArtifactPaths:
         return self.artifacts_dir / "evaluation.json"
 
     @property
+    def runs(self) -> Path:
+        """One folder per run holding the project; a killed run's is left for the next."""
+        return self.artifacts_dir / "runs"
+
+    @property
     def checkpoints(self) -> Path:
-        return self.artifacts_dir / "checkpoints"
+        """The running run's per-epoch checkpoints."""
+        return self._own_folder / "checkpoints"
+
+    @property
+    def run_candidate(self) -> Path:
+        """The candidate the running run trained, before and after it is published to
+        :attr:`candidate`; registration reads this one."""
+        return self._own_folder / "candidate"
+
+    @property
+    def _own_folder(self) -> Path:
+        if self.run_dir is None:
+            raise RuntimeError("a run's own files are used outside exclusive_run")
+        return self.run_dir
 
     @property
     def backbone(self) -> Path:
@@ -64,6 +85,7 @@ class ArtifactPaths:
 
     @property
     def candidate(self) -> Path:
+        """The latest candidate, as the finetune stage publishes it for DVC and later stages."""
         return self.artifacts_dir / "candidate"
 
     @property

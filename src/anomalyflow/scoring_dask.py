@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from anomalyflow.atomic import SUFFIX, atomic_path, default_mode
+from anomalyflow.atomic import SUFFIX, atomic_path, publish_folder
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import Refusal
@@ -199,7 +199,7 @@ def score_on_dask(
         if one_file:
             _merge(staging, target, source)
         else:
-            _publish_folder(staging, target)
+            publish_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ScoredFile(rows, flagged, time.perf_counter() - started)
@@ -295,18 +295,3 @@ def _check_folder_target(target: Path) -> None:
         raise InputError(
             target, None, "exists and is not a folder (a .parquet or .csv output is one file)"
         )
-
-
-def _publish_folder(staging: Path, target: Path) -> None:
-    """Rename the staged parts into place; an earlier output is moved aside, then deleted."""
-    os.chmod(staging, default_mode(0o777))  # mkdtemp's folder is private to its owner
-    for part in staging.iterdir():
-        os.chmod(part, default_mode(0o666))
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    aside = Path(tempfile.mkdtemp(SUFFIX, f".{target.name}.pid{os.getpid()}.old.", target.parent))
-    os.rmdir(aside)  # only its unique name is needed: a folder renames onto no folder
-    os.replace(target, aside)
-    os.replace(staging, target)
-    shutil.rmtree(aside, ignore_errors=True)

@@ -244,11 +244,12 @@ def test_kill_9_while_fine_tuning_leaves_production_and_the_next_run_completes(
     (project / "params.yaml").write_text(LONG_FINETUNE)  # new params: the run retrains
     registry_before = registry_snapshot(project)
     candidate_before = digest(project / "artifacts/candidate")
-    checkpoint = project / "artifacts/checkpoints/finetune.ckpt"
+    runs = project / "artifacts/runs"
 
     run = start(project, "run")
     background.append(run)
-    _wait_for(checkpoint.exists, run, 240)  # fine-tuning has written an epoch
+    # fine-tuning has written an epoch in the run's own folder
+    _wait_for(lambda: any(runs.glob("*/checkpoints/finetune.ckpt")), run, 240)
     time.sleep(1.0)  # and is well into the next
     os.kill(run.pid, signal.SIGKILL)  # the run itself, as `kill -9 <pid>` does
     assert run.wait(30) == -signal.SIGKILL
@@ -262,7 +263,7 @@ def test_kill_9_while_fine_tuning_leaves_production_and_the_next_run_completes(
     # The killed run's lock went with it (its Prefect server may still be running).
     after = cli(project, "run", timeout=400)
     assert after.returncode == 0, after.stdout + after.stderr
-    assert not checkpoint.exists()
+    assert list(runs.iterdir()) == []  # the killed run's folder and checkpoint went too
     assert cli(project, "history", "--verify").returncode == 0
     listed = json.loads(cli(project, "models", "--json").stdout)
     assert len(listed) == 3  # the resumed run registered one new, whole version

@@ -123,7 +123,6 @@ def test_kill_9_while_pretraining(
     """Killed while saving an epoch's checkpoint (frozen before its rename)."""
     _, prod, _ = base
     (project / "params.yaml").write_text(LONG_PRETRAIN)  # new pretraining: it reruns
-    checkpoint = project / "artifacts/checkpoints/pretrain.ckpt"
     backbone = (project / "artifacts/backbone").stat().st_mtime_ns
     marker = tmp_path / "frozen"
     run = start_with_fault(project, "checkpoints/pretrain.ckpt", marker)
@@ -132,11 +131,12 @@ def test_kill_9_while_pretraining(
     kill_9(run)
 
     # Killed outright, the run could not clean up; its temporary file names it.
-    (partial,) = checkpoint.parent.glob(".pretrain.ckpt.*.partial")
+    (partial,) = project.glob("artifacts/runs/*/checkpoints/.pretrain.ckpt.*.partial")
+    assert f".pid{run.pid}." in partial.name
     assert assert_intact(project, {prod}, killed=run.pid) == prod
     assert (project / "artifacts/backbone").stat().st_mtime_ns == backbone
     next_run_completes(project)  # resumes from the checkpoint, once it swept the partial
-    assert not checkpoint.exists() and not partial.exists()
+    assert list((project / "artifacts/runs").iterdir()) == []  # the killed run's folder too
     assert_intact(project, {prod})
 
 

@@ -23,11 +23,12 @@ def test_a_run_started_while_another_holds_the_project_is_refused(
     Path("params.yaml").write_text(SMALL)
     params = load_params("params.yaml")
     paths = ArtifactPaths.from_params(params.paths, params.data)
-    with exclusive_run(paths):  # the first run, still training
+    with exclusive_run(paths) as first:  # the first run, still training
         second = runner.invoke(app, ["run"])
         stage = runner.invoke(app, ["pretrain"])
+        assert list(paths.runs.iterdir()) == [first]  # the refused runs made no folder
+        assert list(first.rglob("*.ckpt")) == []  # and wrote nothing in the first's
     assert second.exit_code == 2, second.output
     assert stage.exit_code == 2, stage.output
-    assert not paths.checkpoints.exists()
     assert not paths.backbone.exists() and not paths.candidate.exists()
     assert not Path(".bentoml").exists()

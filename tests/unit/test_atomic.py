@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from anomalyflow.atomic import UNNAMED_STALE_S, atomic_path, sweep_partials, write_json
+from anomalyflow.atomic import (
+    UNNAMED_STALE_S,
+    atomic_folder,
+    atomic_path,
+    sweep_partials,
+    write_json,
+)
 
 
 def test_json_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -86,3 +92,30 @@ def test_a_partial_named_without_its_writer_is_swept_only_once_it_is_old(
     os.utime(old, (long_ago, long_ago))
     assert sweep_partials(tmp_path) == [old]
     assert list(tmp_path.iterdir()) == [recent]
+
+
+def test_a_folder_is_replaced_whole_and_a_killed_writers_staging_is_swept(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "candidate"
+    with atomic_folder(target) as staging:
+        (staging / "weights").write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as staging:
+        (staging / "weights").write_bytes(b"half")
+        raise RuntimeError("disk full")
+    assert [p.name for p in tmp_path.iterdir()] == ["candidate"]
+    assert (target / "weights").read_bytes() == b"old"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "from pathlib import Path\n"
+         "from anomalyflow.atomic import atomic_folder\n"
+         "with atomic_folder(Path(sys.argv[1])) as staging:\n"
+         "    (staging / 'weights').write_bytes(b'new')\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)\n",
+         str(target)],
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = (p for p in tmp_path.iterdir() if p != target)
+    assert sweep_partials(tmp_path) == [left]
+    assert [p.name for p in tmp_path.iterdir()] == ["candidate"]
+    assert (target / "weights").read_bytes() == b"old"

@@ -66,8 +66,8 @@ def _stage_command(stage: Stage) -> None:
 
         configured(params_path)
         ctx = RunContext.prepare(params_path, regenerate=stage.regenerates_data)
-        with exclusive_run(ctx.paths):
-            typer.echo(stage.run(ctx, data or ctx.paths.batch))
+        with exclusive_run(ctx.paths) as own_folder:
+            typer.echo(stage.run(ctx.in_run_folder(own_folder), data or ctx.paths.batch))
 
     if not stage.reads_batch:  # no --data: the stage reads what earlier stages wrote
 

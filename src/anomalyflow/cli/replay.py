@@ -46,8 +46,8 @@ def replay(
         f"{settings.drift_day}, labels {label_delay} days late (simulated clock; production "
         "held in memory: no registration or serving smoke test)."
     )
-    with exclusive_run(project.paths):
-        tracks = Replay.prepare(project, settings, typer.echo).run()
+    with exclusive_run(project.paths) as own_folder:
+        tracks = Replay.prepare(project.in_run_folder(own_folder), settings, typer.echo).run()
     figures = replay_json(tracks, settings.drift_day, label_delay)
     png = base64.b64decode(replay_png(figures).split(",", 1)[1])
     for target, write in (

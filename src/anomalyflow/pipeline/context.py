@@ -40,3 +40,7 @@ class RunContext:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         folder = self.paths.own_checks / f"{stamp}-{batch.stem}"
         return replace(self, paths=self.paths.with_own_checks(folder))
+
+    def in_run_folder(self, folder: Path) -> RunContext:
+        """This context with the run's own files (checkpoints, candidate) in ``folder``."""
+        return replace(self, paths=replace(self.paths, run_dir=folder))

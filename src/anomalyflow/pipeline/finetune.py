@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import average_precision_score
 
+from anomalyflow.atomic import atomic_folder
 from anomalyflow.data.loaders import Table
 from anomalyflow.data.schema import InputError
 from anomalyflow.data.splits import stratified_split, time_split
@@ -70,7 +72,8 @@ def save_candidate(
     ctx: RunContext,
     window: str,
 ) -> AnomalyDetector:
-    """Record lineage on the chosen candidate and save it to ``artifacts/candidate``.
+    """Record lineage on the chosen candidate, save it in the run's own folder, then
+    publish a copy to ``artifacts/candidate`` (DVC's output, the later stages' input).
 
     ``batch_path`` is the batch that started the run, ``window`` the digest of the
     training window the candidate learned from.
@@ -86,7 +89,9 @@ def save_candidate(
         "window_sha256": window,
         "finetune_seed": str(best.seed),
     }
-    candidate.save(ctx.paths.candidate)
+    candidate.save(ctx.paths.run_candidate)
+    with atomic_folder(ctx.paths.candidate) as staging:
+        shutil.copytree(ctx.paths.run_candidate, staging, dirs_exist_ok=True)
     return candidate
 
 

@@ -15,7 +15,8 @@ from anomalyflow.serving.server import smoke_test
 
 
 def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
-    """Save the candidate, its decision record and a smoke batch in the model store.
+    """Save the candidate this run trained, its decision record and a smoke batch in the
+    model store.
 
     Every candidate is registered, a gate-failed one too (``promote`` refuses it unless
     forced); the smoke batch is the first holdout rows, scored by the smoke test.
@@ -23,17 +24,18 @@ def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
     holdout = read_table(ctx.paths.holdout, ctx.schema)
     registry = ctx.params.registry
     return open_registry(registry, ctx.schema.features).register(
-        ctx.paths.candidate, record, holdout.x[: registry.smoke_rows]
+        ctx.paths.run_candidate, record, holdout.x[: registry.smoke_rows]
     )
 
 
-def registered_twin(ctx: RunContext) -> str | None:
-    """The registered version whose weights equal the saved candidate's, if there is one.
+def registered_twin(ctx: RunContext, candidate: Path) -> str | None:
+    """The registered version whose weights equal those of the candidate saved in
+    ``candidate`` (a folder), if there is one.
 
     Retraining on the same rows with the same seeds gives the same weights; registering
     them again would list one model twice under two names.
     """
-    weights = file_digest(ctx.paths.candidate / "weights.safetensors")
+    weights = file_digest(candidate / "weights.safetensors")
     for version in open_registry(ctx.params.registry, ctx.schema.features).versions():
         decision = json.loads((version.path / "decision.json").read_text())
         if decision.get("lineage", {}).get("candidate_weights_md5") == weights:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ class RunInProgress(Refusal):
 
 
 @contextmanager
-def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
+def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[Path]:
     """Hold the artifacts folder for one run at a time: refuse at once, or ``wait``.
 
     Two runs in one project once shared checkpoints and candidate files: the second
@@ -37,6 +38,10 @@ def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
     lock is the kernel's (``flock``), so it is released however the holder ends. A
     holder killed mid-write leaves a temporary file: each run starts by sweeping those
     of writers no longer running.
+
+    Yields:
+        The run's own folder (``artifacts/runs/<UTC time>-pid<pid>/``) for its checkpoints
+        and candidate, removed when the run ends.
     """
     paths.artifacts_dir.mkdir(parents=True, exist_ok=True)
     lock_file = paths.artifacts_dir / ".run.lock"
@@ -51,11 +56,28 @@ def exclusive_run(paths: ArtifactPaths, wait: bool = False) -> Iterator[None]:
                 f"{paths.artifacts_dir}; wait for it to end (or run with --wait)"
             ) from None
         handle.truncate(0)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        handle.write(f"pid {os.getpid()}, started {started}")
+        started = datetime.now(UTC)
+        handle.write(f"pid {os.getpid()}, started {started.isoformat(timespec='seconds')}")
         handle.flush()
         sweep_partials(paths.artifacts_dir)
-        yield
+        folder = _own_folder(paths.runs, started)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _own_folder(runs: Path, started: datetime) -> Path:
+    """A new folder for the run holding the lock. Any other folder there is a killed
+    run's: its checkpoints are taken over (resumed only by a run whose data and settings
+    match theirs), the rest removed."""
+    folder = runs / f"{started.strftime('%Y%m%dT%H%M%S%f')}-pid{os.getpid()}"
+    (folder / "checkpoints").mkdir(parents=True)
+    for killed in sorted(p for p in runs.iterdir() if p != folder):  # oldest first
+        for checkpoint in (killed / "checkpoints").glob("*.ckpt"):
+            os.replace(checkpoint, folder / "checkpoints" / checkpoint.name)
+        shutil.rmtree(killed, ignore_errors=True)
+    return folder
 
 
 @dataclass(frozen=True)

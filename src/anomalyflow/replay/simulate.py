@@ -102,7 +102,9 @@ class Replay:
             finetune=replace(params.finetune, warm_start="backbone"),
             runtime=replace(params.runtime, progress=False),
         )
-        paths = ArtifactPaths.from_params(params.paths, params.data)
+        paths = replace(
+            ArtifactPaths.from_params(params.paths, params.data), run_dir=project.paths.run_dir
+        )
         if (project.paths.backbone / "detector.json").exists():
             shutil.copytree(project.paths.backbone, paths.backbone)
         ctx = RunContext(params, paths, project.schema, project.params_file)

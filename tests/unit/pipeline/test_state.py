@@ -82,3 +82,42 @@ def test_a_waiting_run_starts_once_the_first_ends(tmp_path: Path) -> None:
         order.append("second started")
     worker.join()
     assert order == ["first done", "second started"]
+
+
+def test_each_run_works_in_a_folder_of_its_own_removed_when_it_ends(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    with exclusive_run(paths) as first:
+        assert first.parent == paths.runs and first.is_dir()
+        (first / "candidate").mkdir()
+    with pytest.raises(RuntimeError), exclusive_run(paths) as second:  # a failed run too
+        assert second != first
+        raise RuntimeError("the run failed")
+    assert list(paths.runs.iterdir()) == []
+
+
+def test_a_killed_runs_folder_is_removed_and_only_its_checkpoints_taken_over(
+    tmp_path: Path,
+) -> None:
+    """What a run killed outright left is never read in place: the next run moves its
+    checkpoints into its own folder (they resume only where data and settings match)."""
+    killed = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from anomalyflow.params import DataParams, PathsParams\n"
+        "from anomalyflow.paths import ArtifactPaths\n"
+        "from anomalyflow.pipeline.state import exclusive_run\n"
+        "paths = ArtifactPaths.from_params(PathsParams(), DataParams(), root=Path(sys.argv[1]))\n"
+        "with exclusive_run(paths) as folder:\n"
+        "    (folder / 'checkpoints' / 'pretrain.ckpt').write_bytes(b'epoch 3')\n"
+        "    (folder / 'candidate').mkdir()\n"
+        "    os._exit(9)\n"
+    )
+    died = subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False)
+    assert died.returncode == 9
+    paths = _paths(tmp_path)
+    (left,) = paths.runs.iterdir()
+    with exclusive_run(paths) as own:
+        assert list(paths.runs.iterdir()) == [own]
+        assert (own / "checkpoints" / "pretrain.ckpt").read_bytes() == b"epoch 3"
+        assert not (own / "candidate").exists()
+    assert not left.exists()
