@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from anomalyflow.params import OrchestrationParams
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def task_runner(params: OrchestrationParams) -> Any:
@@ -30,3 +36,29 @@ def task_runner(params: OrchestrationParams) -> Any:
             "dashboard_address": None,
         }
     )
+
+
+def on_flow_cluster(stage: Callable[P, R]) -> Callable[P, R]:
+    """``stage`` run with the flow's Dask cluster as the current Dask client.
+
+    Validation and drift send a large batch's partitions to the current client (see
+    :mod:`anomalyflow.partitions`); inside a flow on a ``DaskTaskRunner`` that is the
+    runner's own cluster, so no second cluster is started. Elsewhere ``stage`` runs as is.
+    """
+
+    @functools.wraps(stage)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        runner = context.task_runner if context else None
+        # A DaskTaskRunner exists only once prefect-dask is imported: threads import nothing.
+        dask_runners = sys.modules.get("prefect_dask.task_runners")
+        if dask_runners is None or not isinstance(runner, dask_runners.DaskTaskRunner):
+            return stage(*args, **kwargs)
+        from distributed import Client
+
+        with Client.as_current(runner.client):  # the runner starts its cluster on first use
+            return stage(*args, **kwargs)
+
+    return run

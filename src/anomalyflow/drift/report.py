@@ -8,7 +8,9 @@ assets inlined, opens offline) and the JSON snapshot are written beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,26 @@ class ColumnDrift:
 
 
 @dataclass(frozen=True)
+class DriftSample:
+    """The uniform samples drift was computed on, where the batch was too large to compare
+    whole (``task_runner: dask``); every report of the drift says so."""
+
+    batch_rows: int
+    batch_total: int
+    reference_rows: int
+    reference_total: int
+    seed: int
+
+    def describe(self) -> str:
+        """One line for the reports."""
+        return (
+            f"Drift computed on uniform samples drawn per partition (seed {self.seed}): "
+            f"{self.batch_rows:,} of {self.batch_total:,} batch rows and "
+            f"{self.reference_rows:,} of {self.reference_total:,} reference rows."
+        )
+
+
+@dataclass(frozen=True)
 class DriftResult:
     """Drift of one batch against the reference."""
 
@@ -42,6 +64,7 @@ class DriftResult:
     html: Path
     json: Path
     drifted_columns: tuple[str, ...] = field(default=())
+    sample: DriftSample | None = None  # None: every row of both was compared
 
 
 def detect_drift(
@@ -52,6 +75,7 @@ def detect_drift(
     out_dir: Path,
     label: str | None = None,
     reference_labels: pd.Series | None = None,
+    sample: DriftSample | None = None,
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` per column; write ``drift.html`` / ``.json``.
 
@@ -62,6 +86,7 @@ def detect_drift(
         params: the share of drifted feature columns that counts as drift.
         reference_labels: labels of the batch the current model was trained on, compared
             with ``current[label]`` when ``reference`` itself has no labels.
+        sample: how both were sampled, if they were; stated atop ``drift.html``.
     """
     disable_telemetry()
     from evidently import DataDefinition, Dataset, Report
@@ -87,10 +112,7 @@ def detect_drift(
     label_drift = verdicts.get(label) if label else None
     if label_drift is None and label and label in current and reference_labels is not None:
         label_drift = _label_drift(reference_labels, current[label], label)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html, json_path = out_dir / "drift.html", out_dir / "drift.json"
-    snapshot.save_html(str(html))
-    snapshot.save_json(str(json_path))
+    html, json_path = _saved(snapshot, out_dir, sample)
     detected = share >= params.drifted_share_threshold or any(
         d is not None and d.drifted for d in (score_drift, label_drift)
     )
@@ -103,7 +125,24 @@ def detect_drift(
         html=html,
         json=json_path,
         drifted_columns=tuple(v.column for v in per_feature if v.drifted),
+        sample=sample,
     )
+
+
+def _saved(snapshot: Any, out_dir: Path, sample: DriftSample | None) -> tuple[Path, Path]:
+    """``drift.html`` (all assets inlined) and ``drift.json`` in ``out_dir``.
+
+    A sample's line goes above Evidently's report: a reader must not take a sampled
+    comparison for one of every row, and Evidently keeps run metadata out of its HTML.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, json_path = out_dir / "drift.html", out_dir / "drift.json"
+    snapshot.save_html(str(html))
+    snapshot.save_json(str(json_path))
+    if sample is not None:
+        line = f'<p style="font-family:sans-serif;margin:1em">{escape(sample.describe())}</p>'
+        html.write_text(html.read_text().replace("<body>", "<body>" + line, 1))
+    return html, json_path
 
 
 def _label_drift(reference: pd.Series, current: pd.Series, label: str) -> ColumnDrift:

@@ -60,7 +60,7 @@ def _drift(ctx: RunContext, batch: Path) -> str:
     from anomalyflow.data.loaders import read_table
     from anomalyflow.pipeline.drift import check_drift
 
-    result = check_drift(ctx, read_table(batch, ctx.schema))
+    result = check_drift(ctx, read_table(batch, ctx.schema), batch)
     verdict = "drift" if result.drift_detected else "no drift"
     return (
         f"{verdict}: {result.share_drifted:.0%} of features drifted "

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from anomalyflow.atomic import write_json
 from anomalyflow.data.loaders import read_frame, read_reference
+from anomalyflow.partitions import on_dask, partition_client, split
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
+from anomalyflow.validation.partitioned import validate_partitions
 from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
@@ -25,13 +27,19 @@ def validate(ctx: RunContext, batch: Path) -> ValidationResult:
 
     The suite is built from the reference data the first time or when the schema
     changed, and otherwise only read, so hand edits to ``gx/expectations/`` stick.
+    With ``task_runner: dask`` a Parquet batch of several row groups (or a folder of
+    Parquet files) is validated per partition on Dask, with the same result.
     """
     project = Path(ctx.params.validation.project_dir)
     if not suite_fits(project, ctx.schema):
         build_reference_suite(ctx)
-    frame = read_frame(batch)
+    parts = split(batch) if on_dask(ctx.params.orchestration) else None
     try:
-        result = validate_batch(project, frame, batch)
+        if parts is None:
+            result = validate_batch(project, read_frame(batch), batch)
+        else:
+            with partition_client(ctx.params.orchestration) as client:
+                result = validate_partitions(project, parts, client, batch)
     except DataValidationError as error:
         quarantine(batch, error, ctx.paths)
         raise
@@ -42,6 +50,8 @@ def validate(ctx: RunContext, batch: Path) -> ValidationResult:
         "data_docs": str(result.data_docs),
         "expectations": [asdict(outcome) for outcome in result.outcomes],
     }
+    if result.partitions > 1:
+        summary["partitions"] = result.partitions
     write_json(ctx.paths.validation, summary, default=str)
     return result
 
@@ -58,8 +68,9 @@ def build_reference_suite(ctx: RunContext) -> Path:
 def quarantine(batch: Path, error: DataValidationError, paths: ArtifactPaths) -> Path:
     """Keep a copy of a rejected batch with its validation report in quarantine.
 
-    The batch is copied, never moved: a file the user named is theirs to keep. The
-    scheduled flow removes batches from its own incoming folder.
+    The batch (a file, or a folder of Parquet files) is copied, never moved: what the
+    user named is theirs to keep. The scheduled flow removes batches from its own
+    incoming folder.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder = paths.quarantine / f"{batch.stem}-{stamp}"
@@ -71,5 +82,8 @@ def quarantine(batch: Path, error: DataValidationError, paths: ArtifactPaths) ->
         "data_docs": str(error.result.data_docs) if error.result.data_docs else None,
     }
     write_json(folder / "validation.json", report, default=str)
-    shutil.copy2(batch, folder / batch.name)
+    if batch.is_dir():
+        shutil.copytree(batch, folder / batch.name)
+    else:
+        shutil.copy2(batch, folder / batch.name)
     return folder

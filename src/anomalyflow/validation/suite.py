@@ -52,6 +52,7 @@ class ValidationResult:
     evaluated: int
     data_docs: Path | None
     outcomes: tuple[ExpectationOutcome, ...] = ()  # every expectation, passed or not
+    partitions: int = 1  # >1: validated per partition on Dask and merged
 
     @property
     def failures(self) -> tuple[ExpectationOutcome, ...]:
@@ -197,6 +198,12 @@ def validate_batch(project_dir: Path, frame: pd.DataFrame, source: Path | str) -
     if not result.success:
         raise DataValidationError(source, result)
     return result
+
+
+def stored_suite(project_dir: Path) -> dict[str, Any]:
+    """The suite as GX reads it from the project (hand edits included), in JSON form."""
+    suite: dict[str, Any] = _context(project_dir).suites.get(SUITE).to_json_dict()
+    return suite
 
 
 def _context(project_dir: Path) -> Any:
