@@ -1,33 +1,136 @@
-"""Partitions of a large batch for the checks that run on Dask (``task_runner: dask``).
+"""Partitions of a large batch: Parquet row groups, or the files of a folder of Parquet
+files, each a unit of work for a Dask worker, and the cluster they go to.
 
-A partition is a Parquet row group, or a whole file of a folder of Parquet files (the
-same units ``score --dask`` uses). Validation merges per-partition results into the
-one-process result; drift works on a bounded uniform sample drawn per partition. Both
-run on the Dask cluster the flow's task runner uses (made current by
-``flows.runners.on_flow_cluster``), else on ``orchestration.dask_address``, else on a
-local cluster of ``orchestration.dask_workers`` started for the stage.
+``score --dask`` scores each partition; with ``task_runner: dask`` validation merges
+per-partition results into the one-process result, and drift works on a bounded
+uniform sample drawn per partition. The checks run on the Dask cluster the flow's task
+runner uses (made current by ``flows.runners.on_flow_cluster``), else on
+``orchestration.dask_address``, else on a local cluster of ``orchestration.dask_workers``
+started for the stage. This module imports no torch: workers that only read and check
+partitions start faster without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anomalyflow.data.loaders import read_frame
+from anomalyflow.data.schema import InputError
+from anomalyflow.errors import Refusal
 from anomalyflow.params import OrchestrationParams
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from anomalyflow.scoring_dask import Partition
+LOCAL = "local"  # --dask local: a LocalCluster on this machine, closed after
+CONNECT_TIMEOUT = "20s"
 
-# scoring_dask is imported where used: it imports torch, which validation never needs.
+
+@dataclass(frozen=True)
+class Partition:
+    """One unit of work: a row group of a file, or a whole file of a folder."""
+
+    index: int  # its place in the input's row order; names its part file
+    path: Path
+    row_groups: list[int] | None  # None: every row group of the file
+    offset: int  # file row of its first row, so refusals name rows as without Dask
+    rows: int
+
+
+class DaskUnavailable(Refusal):
+    """The Dask scheduler named by ``--dask`` or ``orchestration.dask_address`` is unreachable."""
+
+
+def partitions(source: Path, features: tuple[str, ...]) -> list[Partition]:
+    """The non-empty partitions of a Parquet file (row groups) or folder (files, by name).
+
+    Raises:
+        InputError: CSV input, no Parquet files, an unreadable file or a missing feature,
+            before any cluster is started.
+    """
+    if source.is_dir():
+        files = sorted(source.glob("*.parquet"))
+        if not files:
+            raise InputError(source, None, "a folder to score must hold .parquet files")
+    elif source.suffix.lower() == ".csv":
+        raise InputError(
+            source,
+            None,
+            "--dask scores Parquet (a row group or file per partition); convert the CSV "
+            "to Parquet, or score it without --dask",
+        )
+    elif source.suffix.lower() != ".parquet" or not source.is_file():
+        raise InputError(source, None, "expected a .parquet file or a folder of them")
+    else:
+        files = [source]
+    found: list[Partition] = []
+    for path in files:
+        metadata = _footer(path, features)
+        if source.is_dir():
+            found.append(Partition(len(found), path, None, 0, metadata.num_rows))
+            continue
+        offset = 0
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            found.append(Partition(len(found), path, [group], offset, rows))
+            offset += rows
+    found = [p for p in found if p.rows > 0]
+    if not found:
+        raise InputError(source, None, "has no rows to score")
+    return [Partition(i, p.path, p.row_groups, p.offset, p.rows) for i, p in enumerate(found)]
+
+
+def _footer(path: Path, features: tuple[str, ...]) -> pq.FileMetaData:
+    """The file's Parquet footer, once it has every feature the model needs."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as failed:
+        raise InputError(path, None, f"not a readable Parquet file ({failed})") from None
+    missing = [f for f in features if f not in parquet.schema_arrow.names]
+    if missing:
+        raise InputError(path, missing[0], "the model needs this feature; it is missing")
+    return parquet.metadata
+
+
+@contextlib.contextmanager
+def dask_client(address: str, local_workers: int) -> Iterator[Client]:
+    """A client of a new LocalCluster (``local``, closed after) or of ``address``."""
+    from distributed import Client, LocalCluster
+
+    if address == LOCAL:
+        # Loopback only, one thread per worker process: torch then uses one core each.
+        # Workers that imported torch often outlive the nanny's 4 s grace at close and
+        # are killed with a warning; their partitions are written by then, so only
+        # errors are logged.
+        with (
+            LocalCluster(
+                n_workers=local_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as failed:
+        raise DaskUnavailable(f"cannot reach the Dask scheduler at {address}: {failed}") from None
+    with client:
+        yield client
 
 
 def on_dask(params: OrchestrationParams) -> bool:
@@ -43,8 +146,6 @@ def split(source: Path) -> list[Partition] | None:
             return None
         if pq.ParquetFile(source).metadata.num_row_groups < 2:
             return None
-    from anomalyflow.scoring_dask import partitions
-
     parts = partitions(source.resolve(), ())  # resolved: workers may run elsewhere
     return parts if len(parts) > 1 or source.is_dir() else None
 
@@ -70,8 +171,6 @@ def partition_client(params: OrchestrationParams) -> Iterator[Client]:
         DaskUnavailable: ``dask_address`` cannot be reached.
     """
     from distributed import default_client
-
-    from anomalyflow.scoring_dask import LOCAL, dask_client
 
     try:
         yield default_client()
@@ -123,8 +222,6 @@ def sample_source(client: Client, source: Path, rows: int, seed: int) -> tuple[p
     CSV has no partitions, so it is read and sampled here, by the same rule.
     """
     if source.is_dir() or source.suffix.lower() == ".parquet":
-        from anomalyflow.scoring_dask import partitions
-
         return uniform_sample(client, partitions(source.resolve(), ()), rows, seed)
     frame = read_frame(source)
     if rows >= len(frame):

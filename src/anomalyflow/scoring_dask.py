@@ -13,13 +13,10 @@ refused partition cancels the rest and leaves the output as it was.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,26 +29,14 @@ from anomalyflow.atomic import SUFFIX, atomic_path, publish_folder
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import Refusal
+from anomalyflow.partitions import Partition, dask_client, partitions
 from anomalyflow.scoring import FLAG_COLUMN, ScoredFile, read_chunks, scored_frame
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-LOCAL = "local"  # --dask local: a LocalCluster on this machine, closed after
 ONE_FILE = (".parquet", ".csv")  # an output path with another ending is a folder of parts
 PART = "part-{:05d}.parquet"
-CONNECT_TIMEOUT = "20s"
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One unit of work: a row group of a file, or a whole file of a folder."""
-
-    index: int  # its place in the input's row order; names its part file
-    path: Path
-    row_groups: list[int] | None  # None: every row group of the file
-    offset: int  # file row of its first row, so refusals name rows as without Dask
-    rows: int
 
 
 @dataclass(frozen=True)
@@ -63,63 +48,8 @@ class PartitionDone:
     refusal: str | None = None
 
 
-class DaskUnavailable(Refusal):
-    """The Dask scheduler named by ``--dask`` cannot be reached."""
-
-
 class PartitionRefused(Refusal):
     """A worker refused its partition's rows or scores; nothing was written."""
-
-
-def partitions(source: Path, features: tuple[str, ...]) -> list[Partition]:
-    """The non-empty partitions of a Parquet file (row groups) or folder (files, by name).
-
-    Raises:
-        InputError: CSV input, no Parquet files, an unreadable file or a missing feature,
-            before any cluster is started.
-    """
-    if source.is_dir():
-        files = sorted(source.glob("*.parquet"))
-        if not files:
-            raise InputError(source, None, "a folder to score must hold .parquet files")
-    elif source.suffix.lower() == ".csv":
-        raise InputError(
-            source,
-            None,
-            "--dask scores Parquet (a row group or file per partition); convert the CSV "
-            "to Parquet, or score it without --dask",
-        )
-    elif source.suffix.lower() != ".parquet" or not source.is_file():
-        raise InputError(source, None, "expected a .parquet file or a folder of them")
-    else:
-        files = [source]
-    found: list[Partition] = []
-    for path in files:
-        metadata = _footer(path, features)
-        if source.is_dir():
-            found.append(Partition(len(found), path, None, 0, metadata.num_rows))
-            continue
-        offset = 0
-        for group in range(metadata.num_row_groups):
-            rows = metadata.row_group(group).num_rows
-            found.append(Partition(len(found), path, [group], offset, rows))
-            offset += rows
-    found = [p for p in found if p.rows > 0]
-    if not found:
-        raise InputError(source, None, "has no rows to score")
-    return [Partition(i, p.path, p.row_groups, p.offset, p.rows) for i, p in enumerate(found)]
-
-
-def _footer(path: Path, features: tuple[str, ...]) -> pq.FileMetaData:
-    """The file's Parquet footer, once it has every feature the model needs."""
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as failed:
-        raise InputError(path, None, f"not a readable Parquet file ({failed})") from None
-    missing = [f for f in features if f not in parquet.schema_arrow.names]
-    if missing:
-        raise InputError(path, missing[0], "the model needs this feature; it is missing")
-    return parquet.metadata
 
 
 def score_partition(
@@ -203,37 +133,6 @@ def score_on_dask(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ScoredFile(rows, flagged, time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def dask_client(address: str, local_workers: int) -> Iterator[Client]:
-    """A client of a new LocalCluster (``local``, closed after) or of ``address``."""
-    from distributed import Client, LocalCluster
-
-    if address == LOCAL:
-        # Loopback only, one thread per worker process: torch then uses one core each.
-        # Workers that imported torch often outlive the nanny's 4 s grace at close and
-        # are killed with a warning; their partitions are written by then, so only
-        # errors are logged.
-        with (
-            LocalCluster(
-                n_workers=local_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
-        return
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as failed:
-        raise DaskUnavailable(f"cannot reach the Dask scheduler at {address}: {failed}") from None
-    with client:
-        yield client
 
 
 def _collect(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from anomalyflow.partitions import read_partition
+from anomalyflow.partitions import Partition, read_partition
 from anomalyflow.telemetry import disable_telemetry
 from anomalyflow.validation.results import outcomes_from_gx
 from anomalyflow.validation.suite import (
@@ -35,8 +35,6 @@ from anomalyflow.validation.suite import (
 
 if TYPE_CHECKING:
     from distributed import Client
-
-    from anomalyflow.scoring_dask import Partition
 
 log = logging.getLogger(__name__)
 
