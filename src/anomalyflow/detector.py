@@ -28,6 +28,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from anomalyflow.atomic import default_mode
+from anomalyflow.data.reference_stream import ReferenceStream
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.schema import InputError
 from anomalyflow.device import autocast, resolve_device
@@ -39,9 +40,9 @@ from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
 from anomalyflow.params import RuntimeParams, params_from_dict
+from anomalyflow.training.distributed import pretrain_backbone
 from anomalyflow.training.finetune import finetune
 from anomalyflow.training.loop import TrainingStats
-from anomalyflow.training.pretrain import pretrain
 
 __all__ = ["SCORE_BATCH", "AnomalyDetector", "DetectorSettings"]
 
@@ -135,19 +136,21 @@ class AnomalyDetector(ConfiguredEstimator):
         feature_names: tuple[str, ...] | None = None,
         checkpoint_dir: Path | None = None,
     ) -> AnomalyDetector:
-        """Fit the scaler and, unless this is the ablation, the backbone on unlabeled rows."""
+        """Fit the scaler and, unless this is the ablation, the backbone on unlabeled rows.
+
+        ``X`` may be a :class:`ReferenceStream` too: see :func:`pretrain_backbone`."""
+        s = self.resolved_settings()
+        parquet = X if isinstance(X, ReferenceStream) else None
+        if parquet is not None:
+            X = Rows(parquet.sample(s.pretrain.memory_rows, s.runtime.seed), parquet.features)
         rows = X if isinstance(X, Rows) else as_rows(X)
         self._set_features(rows, feature_names)
         self.scaler_ = RobustScaler().fit(rows.x)
         self.backbone_, self.scorer_, self.stats_ = None, None, {}
         if self.pretrained:
-            s = self.resolved_settings()
-            self.backbone_, self.stats_["pretrain"] = pretrain(
-                self.scaler_.transform(rows.x),
-                s.model,
-                s.pretrain,
-                s.runtime,
-                checkpoint=_checkpoint(checkpoint_dir, "pretrain"),
+            checkpoint = _checkpoint(checkpoint_dir, "pretrain")
+            self.backbone_, self.stats_["pretrain"] = pretrain_backbone(
+                parquet or rows.x, self.scaler_, s.model, s.pretrain, s.runtime, checkpoint
             )
         return self
 

@@ -150,6 +150,8 @@ class PretrainParams:
     min_mask_rate: OpenShare = 0.1  # share of cells hidden per row, drawn in [min, max]
     max_mask_rate: OpenShare = 0.5
     noise_std: NonNegative = 0.05  # Gaussian corruption of the visible cells
+    nproc: Annotated[StrictInt, Field(ge=1, le=256)] = 1  # DDP processes per machine
+    memory_rows: Annotated[StrictInt, Field(ge=1000)] = 1_000_000  # more: stream the reference
 
     @model_validator(mode="after")
     def _mask_rates_in_order(self) -> Self:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -79,8 +80,46 @@ def _stage_command(stage: Stage) -> None:
     app.command(stage.command, help=stage.summary)(command)
 
 
+def _pretrain_command(stage: Stage) -> None:
+    """Register ``anomalyflow pretrain``: the stage, with torch's launcher options."""
+
+    def pretrain(
+        nproc: Annotated[
+            int | None,
+            typer.Option(help="Data-parallel processes on this machine; default: pretrain.nproc."),
+        ] = None,
+        nnodes: Annotated[
+            int, typer.Option(min=1, help="Machines that each run this same command (torchrun's).")
+        ] = 1,
+        rdzv_endpoint: Annotated[
+            str | None,
+            typer.Option(help="host:port on one of the machines where they meet (torchrun's)."),
+        ] = None,
+        params_path: ParamsOption = DEFAULT_PARAMS,
+    ) -> None:
+        from anomalyflow.params import params_from_dict
+        from anomalyflow.pipeline.context import RunContext
+        from anomalyflow.pipeline.state import exclusive_run
+        from anomalyflow.training.distributed import Rendezvous, TrainedOnOtherMachine
+
+        configured(params_path)
+        Rendezvous(nnodes, rdzv_endpoint).export()
+        ctx = RunContext.prepare(params_path)
+        if nproc is not None:  # checked against the range params.py declares
+            raw = asdict(ctx.params)
+            raw["pretrain"]["nproc"] = nproc
+            ctx = replace(ctx, params=params_from_dict(raw, Path("--nproc")))
+        with exclusive_run(ctx.paths) as own_folder:
+            try:
+                typer.echo(stage.run(ctx.in_run_folder(own_folder), ctx.paths.batch))
+            except TrainedOnOtherMachine as elsewhere:
+                typer.echo(f"This machine's part is done: {elsewhere}")
+
+    app.command(stage.command, help=stage.summary)(pretrain)
+
+
 for _stage in STAGES:
-    _stage_command(_stage)
+    (_pretrain_command if _stage.command == "pretrain" else _stage_command)(_stage)
 
 
 @app.command("rebuild-suite")

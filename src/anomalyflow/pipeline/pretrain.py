@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from anomalyflow.data.loaders import read_reference
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import file_digest, pretrain_fingerprint
+from anomalyflow.training.distributed import reference_for_pretraining, rows_in_memory
 
 
 def pretrain(ctx: RunContext) -> tuple[AnomalyDetector, bool]:
@@ -23,9 +23,9 @@ def pretrain(ctx: RunContext) -> tuple[AnomalyDetector, bool]:
         same_features = saved.feature_names_ == schema.features
         if same_features and saved.lineage_.get("pretrain_fingerprint") == fingerprint:
             return saved, True
-    reference = read_reference(paths.reference, schema)
+    reference = reference_for_pretraining(paths.reference, schema, params.pretrain)
     detector = AnomalyDetector(DetectorSettings.from_params(params))
-    detector.pretrain(reference.x, schema.features, paths.checkpoints)
+    detector.pretrain(reference, schema.features, paths.checkpoints)
     detector.lineage_ = {
         "pretrain_fingerprint": fingerprint,
         "reference_md5": file_digest(paths.reference),
@@ -34,6 +34,6 @@ def pretrain(ctx: RunContext) -> tuple[AnomalyDetector, bool]:
     detector.settings = replace(
         detector.resolved_settings(), threshold=replace(params.threshold, method="alert_rate")
     )
-    detector.refit_threshold(reference.x, None)
+    detector.refit_threshold(rows_in_memory(reference, params.pretrain, params.runtime.seed), None)
     detector.save(paths.backbone)
     return detector, False

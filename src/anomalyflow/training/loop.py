@@ -38,6 +38,8 @@ class TrainingStats:
     seconds: float
     resumed_from_epoch: int
     final_loss: float
+    world_size: int = 1  # processes that trained together (data-parallel ranks)
+    epoch_losses: tuple[float, ...] = ()  # mean batch loss of each epoch run here: the curve
 
     @property
     def rows_per_second(self) -> float:
@@ -123,6 +125,7 @@ def run_epochs(
     start_epoch = int(state["epoch"])
     steps = rows_seen = 0
     loss = float("nan")
+    curve: list[float] = []
     started = time.perf_counter()
     bar = tqdm(
         range(start_epoch, epochs), desc=label, unit="epoch", disable=not progress, leave=False
@@ -130,8 +133,9 @@ def run_epochs(
     for epoch in bar:
         module.train()
         losses = batch_losses(epoch, epoch_generator(seed, epoch))
-        epoch_steps, epoch_rows, loss = _train_epoch(optimizer, losses)
+        epoch_steps, epoch_rows, loss, mean_loss = _train_epoch(optimizer, losses)
         steps, rows_seen = steps + epoch_steps, rows_seen + epoch_rows
+        curve.append(mean_loss)
         state["epoch"] = epoch + 1
         postfix = {"loss": f"{loss:.4f}"}
         stop = False
@@ -145,19 +149,21 @@ def run_epochs(
     if early_stopping is not None:
         module.load_state_dict(state["best_weights"])
     seconds = time.perf_counter() - started
-    return TrainingStats(int(state["epoch"]), steps, rows_seen, seconds, start_epoch, loss)
+    return TrainingStats(
+        int(state["epoch"]), steps, rows_seen, seconds, start_epoch, loss, epoch_losses=tuple(curve)
+    )
 
 
 def _train_epoch(
     optimizer: torch.optim.Optimizer, losses: Iterable[tuple[torch.Tensor, int]]
-) -> tuple[int, int, float]:
+) -> tuple[int, int, float, float]:
     """Step on each batch's loss before the next batch is drawn.
 
     Returns:
-        The epoch's steps, its rows and its last batch's loss.
+        The epoch's steps, its rows, its last batch's loss and its mean batch loss.
     """
     steps = rows_seen = 0
-    loss = float("nan")
+    loss, total = float("nan"), 0.0
     for batch_loss, rows in losses:
         optimizer.zero_grad(set_to_none=True)
         batch_loss.backward()  # type: ignore[no-untyped-call]
@@ -165,7 +171,8 @@ def _train_epoch(
         steps += 1
         rows_seen += rows
         loss = float(batch_loss.detach())
-    return steps, rows_seen, loss
+        total += loss
+    return steps, rows_seen, loss, total / steps if steps else float("nan")
 
 
 def _starting_state(
