@@ -16,7 +16,11 @@ import torch
 from anomalyflow.data.reference_stream import ReferenceStream
 from anomalyflow.data.schema import Schema
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
-from anomalyflow.training.distributed import RankFailed
+from anomalyflow.training.distributed import (
+    RankFailed,
+    reference_for_pretraining,
+    rows_in_memory,
+)
 from tests.conftest import make_blobs
 
 FEATURES = tuple(f"f{j}" for j in range(6))
@@ -108,3 +112,24 @@ def test_a_rank_that_fails_fails_the_run_naming_rank_and_error(
     with pytest.raises(RankFailed, match=r"rank [01] of 2 failed: InputError: .*'f2'.* row 1000"):
         detector.pretrain(stream)
     assert detector.backbone_ is None  # nothing trained to save
+
+
+def test_the_stage_streams_only_what_it_must(
+    fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "ref.parquet"
+    x = _reference(path, rows=3000, group_rows=500)
+    pretrain = fast_settings.pretrain
+    csv = tmp_path / "ref.csv"
+    pd.DataFrame(x, columns=list(FEATURES)).to_csv(csv, index=False)
+
+    fits = reference_for_pretraining(path, SCHEMA, pretrain)
+    assert isinstance(fits, np.ndarray)  # as read before: the default path is unchanged
+    np.testing.assert_array_equal(fits, x)
+    too_large = replace(pretrain, memory_rows=1000)
+    assert isinstance(reference_for_pretraining(path, SCHEMA, too_large), ReferenceStream)
+    shared = replace(pretrain, nproc=2)
+    assert isinstance(reference_for_pretraining(path, SCHEMA, shared), ReferenceStream)
+    assert isinstance(reference_for_pretraining(csv, SCHEMA, too_large), np.ndarray)
+    sample = rows_in_memory(reference_for_pretraining(path, SCHEMA, too_large), too_large, 0)
+    assert sample.shape == (1000, len(FEATURES))
