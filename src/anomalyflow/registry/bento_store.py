@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import bentoml
 from bentoml.models import ModelContext
@@ -122,21 +122,22 @@ class ModelFolders:
             if model.info.labels.get("stage") == stage:
                 continue
             model.info.labels["stage"] = stage
-            descriptor = Path(model.path) / "model.yaml"
-            with tempfile.NamedTemporaryFile(
-                "w", dir=descriptor.parent, delete=False, suffix=".tmp"
-            ) as staged:
-                model.info.dump(staged)
-            os.replace(staged.name, descriptor)
+            self._replace(Path(model.path) / "model.yaml", model.info.dump)
 
     def _write_latest(self, version: str) -> None:
         """BentoML's ``latest`` pointer (``<name>:latest``)."""
+        self._replace(self.root / "latest", lambda latest: latest.write(version))
+
+    def _replace(self, target: Path, write: Callable[[IO[str]], object]) -> None:
+        """Replace a small file of the store whole: written in staging (where a killed
+        writer's copy is swept), then renamed over ``target``."""
         self.staging.mkdir(parents=True, exist_ok=True)
-        handle, staged = tempfile.mkstemp(dir=self.staging, prefix=_mine("latest"))
+        handle, staged = tempfile.mkstemp(dir=self.staging, prefix=_mine(target.name))
         try:
-            with os.fdopen(handle, "w") as latest:
-                latest.write(version)
-            os.replace(staged, self.root / "latest")
+            with os.fdopen(handle, "w") as file:
+                write(file)
+            os.chmod(staged, 0o644)  # mkstemp's file is private; the store's files are not
+            os.replace(staged, target)
         except BaseException:
             Path(staged).unlink(missing_ok=True)
             raise

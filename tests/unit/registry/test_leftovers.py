@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,26 @@ def test_a_folder_without_its_register_line_is_no_version_and_the_next_opening_r
     second = add_version(detector=1)
     assert [e["version"] for e in registry.history()] == [first, second]
     assert sorted(registry.models.versions()) == sorted([first, second])
+
+
+def test_a_stage_label_rewrite_killed_mid_write_leaves_the_labels_whole_and_nothing_behind(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    """A kill while stage labels were rewritten once left ``tmp*.tmp`` in a version folder
+    for good; the copy is now written in staging, under its writer's process id."""
+    folder = registry.models.root / add_version()
+    before = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "from pathlib import Path\n"
+         "from bentoml._internal.models.model import ModelInfo\n"
+         "from anomalyflow.registry.store import Registry\n"
+         "ModelInfo.dump = lambda info, stream=None: os.kill(os.getpid(), signal.SIGKILL)\n"
+         "Registry(Path(sys.argv[1])).models.label_stages(lambda version: 'archived')\n",
+         str(registry.home)],
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert len(staging(registry)) == 1  # the killed writer's, named after it
+    Registry(registry.home).recover()  # as the next command to open the registry does
+    assert staging(registry) == []
