@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from anomalyflow.data.reference_stream import ReferenceStream
+from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.schema import Schema
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.training.distributed import (
@@ -21,6 +22,7 @@ from anomalyflow.training.distributed import (
     reference_for_pretraining,
     rows_in_memory,
 )
+from anomalyflow.training.streamed import ScaledReference, pretrain_streamed
 from tests.conftest import make_blobs
 
 FEATURES = tuple(f"f{j}" for j in range(6))
@@ -133,3 +135,33 @@ def test_the_stage_streams_only_what_it_must(
     assert isinstance(reference_for_pretraining(csv, SCHEMA, too_large), np.ndarray)
     sample = rows_in_memory(reference_for_pretraining(path, SCHEMA, too_large), too_large, 0)
     assert sample.shape == (1000, len(FEATURES))
+
+
+class _Interrupted(Exception):
+    """Injected fault: the process dies after an epoch."""
+
+
+def _die_after_epoch_two(epoch: int) -> None:
+    if epoch == 2:
+        raise _Interrupted
+
+
+def test_a_streamed_run_resumes_from_its_checkpoint(
+    fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "ref.parquet"
+    x = _reference(path, rows=2400, group_rows=300)
+    s = _with_pretrain(fast_settings, memory_rows=1000)
+    reference = ScaledReference(ReferenceStream(path, SCHEMA), RobustScaler().fit(x))
+    clean, _ = pretrain_streamed(reference, s.model, s.pretrain, s.runtime)
+
+    checkpoint = tmp_path / "pretrain.ckpt"
+    with pytest.raises(_Interrupted):
+        pretrain_streamed(
+            reference, s.model, s.pretrain, s.runtime, checkpoint, _die_after_epoch_two
+        )
+    resumed, stats = pretrain_streamed(reference, s.model, s.pretrain, s.runtime, checkpoint)
+
+    assert stats.resumed_from_epoch == 3
+    assert _same_weights(clean, resumed)
+    assert not checkpoint.exists()
