@@ -221,6 +221,7 @@ class OrchestrationParams:
     finetune_seeds: Count = 1  # fine-tune this many seeds side by side, keep the best
     dask_address: StrictStr = ""  # scheduler of an existing Dask cluster; empty: a local one
     dask_workers: Count = 2  # workers of the local cluster
+    partition_rows: Count = 500_000  # dask: validation partitions hold at least this many rows
     # dask: drift compares uniform samples of at most this many batch and reference rows
     drift_sample_rows: Annotated[StrictInt, Field(ge=10_000)] = 100_000
 

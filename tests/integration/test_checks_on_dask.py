@@ -23,7 +23,7 @@ runner = CliRunner()
 PARAMS = """
 synthetic: {history_rows: 12000, recent_rows: 4000, holdout_rows: 1000}
 runtime: {progress: false}
-orchestration: {task_runner: %s, drift_sample_rows: 10000}
+orchestration: {task_runner: %s, partition_rows: 1000, drift_sample_rows: 10000}
 """
 
 

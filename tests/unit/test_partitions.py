@@ -49,12 +49,24 @@ def batch(tmp_path: Path) -> Path:
 def test_a_file_of_row_groups_splits_by_group_and_a_csv_does_not(
     batch: Path, tmp_path: Path
 ) -> None:
-    parts = split(batch)
+    parts = split(batch, 1)
     assert parts is not None and [p.rows for p in parts] == list(GROUPS)
     pd.read_parquet(batch).to_csv(tmp_path / "batch.csv", index=False)
-    assert split(tmp_path / "batch.csv") is None
+    assert split(tmp_path / "batch.csv", 1) is None
     pq.write_table(pq.read_table(batch), tmp_path / "one.parquet")  # one row group
-    assert split(tmp_path / "one.parquet") is None
+    assert split(tmp_path / "one.parquet", 1) is None
+
+
+def test_small_row_groups_merge_into_partitions_of_at_least_min_rows(batch: Path) -> None:
+    parts = split(batch, 600)
+    assert parts is not None
+    assert [(p.row_groups, p.offset, p.rows) for p in parts] == [
+        ([0], 0, 1000),
+        ([1, 2], 1000, 700),
+        ([3], 1700, 300),  # the last takes what is left
+    ]
+    assert [p.index for p in parts] == [0, 1, 2]
+    assert split(batch, 2000) is None  # one partition: checked as one frame
 
 
 def test_a_bound_above_the_rows_takes_the_whole_batch_in_file_order(

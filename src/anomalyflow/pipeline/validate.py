@@ -33,7 +33,8 @@ def validate(ctx: RunContext, batch: Path) -> ValidationResult:
     project = Path(ctx.params.validation.project_dir)
     if not suite_fits(project, ctx.schema):
         build_reference_suite(ctx)
-    parts = split(batch) if on_dask(ctx.params.orchestration) else None
+    orchestration = ctx.params.orchestration
+    parts = split(batch, orchestration.partition_rows) if on_dask(orchestration) else None
     try:
         if parts is None:
             result = validate_batch(project, read_frame(batch), batch)

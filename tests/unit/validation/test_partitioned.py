@@ -4,6 +4,8 @@ outcome, including batches one partition alone would pass or fail wrongly."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -65,7 +67,7 @@ def _both(root: Path, frame: pd.DataFrame, path: Path, client: object) -> tuple:
     results = []
     for run in (
         lambda: validate_batch(root, frame, path),
-        lambda: validate_partitions(root, split(path) or [], client, path),  # type: ignore[arg-type]
+        lambda: validate_partitions(root, split(path, 1) or [], client, path),  # type: ignore[arg-type]
     ):
         try:
             results.append(run())
@@ -126,7 +128,7 @@ def test_counts_are_merged_where_a_partition_alone_would_fail(
     batch = holdout.head(320).copy()
     batch.loc[:1, "amount"] = 1e9
     path = _parquet(batch, tmp_path / "batch.parquet", 80)
-    parts = split(path)
+    parts = split(path, 1)
     assert parts is not None and len(parts) == 4
     alone = check_partition(stored_suite(root), parts[0])
     failed_alone = {r["expectation_config"]["type"] for r in alone.results if not r["success"]}
@@ -137,3 +139,37 @@ def test_counts_are_merged_where_a_partition_alone_would_fail(
     one, merged = _both(root, batch, path, client)
     assert one.success
     _assert_same(one, merged)
+
+
+def test_a_folder_of_files_is_validated_per_file_as_their_concatenation(
+    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+) -> None:
+    root, holdout = project
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    _parquet(holdout.iloc[:1200], folder / "part-0.parquet", 5000)
+    _parquet(holdout.iloc[1200:], folder / "part-1.parquet", 5000)
+    one, merged = _both(root, holdout, folder, client)
+    assert merged.partitions == 2
+    _assert_same(one, merged)
+
+
+def test_an_expectation_no_partition_can_judge_runs_the_suite_in_one_process(
+    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+) -> None:
+    """A hand-added median: a partition's median says nothing of the batch's."""
+    root, holdout = project
+    edited = tmp_path / "project"
+    shutil.copytree(root / "gx", edited / "gx")
+    suite_file = edited / "gx" / "expectations" / "incoming_batch.json"
+    suite = json.loads(suite_file.read_text())
+    median = {"column": "hour", "min_value": 100, "max_value": 200}  # fails on this batch
+    suite["expectations"].append(
+        {"type": "expect_column_median_to_be_between", "kwargs": median, "meta": {}}
+    )
+    suite_file.write_text(json.dumps(suite))
+    path = _parquet(holdout, tmp_path / "batch.parquet", 500)
+    one, merged = _both(edited, holdout, path, client)
+    assert isinstance(one, DataValidationError) and isinstance(merged, DataValidationError)
+    assert merged.result.partitions == 1  # not merged: GX judged the whole batch
+    _assert_same(one.result, merged.result)
