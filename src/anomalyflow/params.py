@@ -222,8 +222,7 @@ class OrchestrationParams:
     dask_address: StrictStr = ""  # scheduler of an existing Dask cluster; empty: a local one
     dask_workers: Count = 2  # workers of the local cluster
     partition_rows: Count = 500_000  # dask: validation partitions hold at least this many rows
-    # dask: drift compares uniform samples of at most this many batch and reference rows
-    drift_sample_rows: Annotated[StrictInt, Field(ge=10_000)] = 100_000
+    drift_sample_rows: Annotated[StrictInt, Field(ge=10_000)] = 100_000  # dask: drift sample size
 
 
 @dataclass(frozen=True, config=_CONFIG)
