@@ -21,7 +21,7 @@ def already_checked(params: Params, paths: ArtifactPaths, batch: Path) -> bool:
     """
     if not (batch.exists() and paths.reference.exists()):
         return False
-    checked = check_key(params, paths.reference, batch, paths.window)
+    checked = check_key(params, paths.reference, batch, paths.accepted)
     return nothing_changed(read_state(paths), checked, has_candidate(paths))
 
 

@@ -37,7 +37,12 @@ from anomalyflow.pipeline.state import (
     record_training,
 )
 from anomalyflow.pipeline.summary import RunSummary, Stopwatch, summary_metrics
-from anomalyflow.pipeline.window import append_batch, read_window, window_digest
+from anomalyflow.pipeline.window import (
+    append_batch,
+    read_window,
+    release_pending,
+    window_digest,
+)
 from anomalyflow.registry.store import open_registry
 from anomalyflow.versioning import unversioned_because
 from flows.review import review_and_promote
@@ -106,7 +111,7 @@ def _announced(ctx: RunContext, summary: RunSummary) -> RunSummary:
 def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -> RunSummary:
     """Validate, check drift, add the batch to the window; train when the policy says so."""
     require_file(batch_path)
-    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
+    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.accepted)
     if not force and nothing_changed(read_state(ctx.paths), checked, has_candidate(ctx.paths)):
         return RunSummary("skipped", NOTHING_CHANGED, seconds=clock.seconds)
     with clock.lap("validate"):
@@ -125,7 +130,7 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
         )
     with clock.lap("window"):  # whatever the policy decides: nothing is lost
         window_task(ctx.paths, table, checked[0])
-    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.window)
+    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.accepted)
     need = (
         TrainingNeed(True, "forced (--force)")
         if force
@@ -147,22 +152,23 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
         record_check(ctx.paths, checked)
         kept = keep_check_reports(ctx)  # in a folder of this run's own
         return RunSummary("skipped", need.reason, reports=kept, seconds=clock.seconds)
-    return _train_and_decide(ctx, batch_path, (need, checked), clock)
+    return _train_and_decide(ctx, batch_path, need, clock)
 
 
 def _train_and_decide(
     ctx: RunContext,
     batch_path: Path,
-    why: tuple[TrainingNeed, tuple[str, ...]],
+    need: TrainingNeed,
     clock: Stopwatch,
 ) -> RunSummary:
-    """Pretrain (or reuse), fine-tune on the window, evaluate, gate, register, review page,
-    promote.
+    """Take in what arrived since the latest training; pretrain (or reuse), fine-tune on
+    the window, evaluate, gate, register, review page, promote.
 
     The training is recorded once the gate has decided, before registration, so a
     failed registration or promotion does not train on the same window again.
     """
-    need, checked = why
+    release_pending(ctx.paths)
+    checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.accepted)
     window = read_window(ctx.paths, ctx.schema, ctx.params.window)
     with clock.lap("pretrain") as lap:
         backbone, reused = pretrain_task(ctx)

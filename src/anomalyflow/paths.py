@@ -142,8 +142,20 @@ class ArtifactPaths:
 
     @property
     def window(self) -> Path:
-        """The training window: every accepted batch, and late labels (``labels.parquet``)."""
+        """The training window: every accepted batch, and late labels (``labels.parquet``),
+        as the latest training took them (fine-tuning's DVC dependency)."""
         return self.data_dir / "window"
+
+    @property
+    def pending(self) -> Path:
+        """Accepted batches and late labels that arrived since the latest training; the
+        next training moves them into :attr:`window`."""
+        return self.data_dir / "pending"
+
+    @property
+    def accepted(self) -> tuple[Path, Path]:
+        """Where accepted batches and late labels are: trained on, and pending."""
+        return self.window, self.pending
 
     @property
     def quarantine(self) -> Path:

@@ -107,9 +107,8 @@ def record_in_dvc(
         return "DVC: not a DVC repository here; nothing recorded."
     if not why_not:
         return f"DVC: recorded {ledger.lock}, pushed {ledger.pushed} files to the remote."
-    recorded = "the window and model stages" if trained else "the grown window"
-    behind = "" if trained else "; until a run trains, dvc status shows finetune behind it"
+    recorded = "the window and model stages" if trained else "the batch, pending training,"
     return (
-        f"DVC: recorded {recorded} in {ledger.lock}, pushed {ledger.pushed} files{behind}. "
+        f"DVC: recorded {recorded} in {ledger.lock}, pushed {ledger.pushed} files. "
         f"This batch's validation and drift stay with the run's reports ({why_not})."
     )

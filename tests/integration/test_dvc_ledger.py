@@ -85,8 +85,8 @@ def test_run_records_lock_pushes_and_leaves_nothing_to_reproduce(
 
 def _a_scheduled_batch_keeps_its_checks_apart_and_versions_the_window() -> None:
     """A batch from the incoming folder, skipped in the cooldown: its checks go to a folder
-    of their own, the window it joined is versioned, and ``dvc status`` names only what is
-    true: the model has not learned from the grown window yet."""
+    of their own, it waits in the versioned ``pending/`` folder, and ``dvc status`` stays
+    clean: fine-tuning's window still holds exactly what the model learned from."""
     import pandas as pd
 
     recent = pd.read_parquet("data/recent.parquet")
@@ -104,9 +104,9 @@ def _a_scheduled_batch_keeps_its_checks_apart_and_versions_the_window() -> None:
     assert once.exit_code == 0, once.output
     assert Path("artifacts/validation.json").read_bytes() == validation_before
     assert list(Path("artifacts/checks").glob("*-later/validation.json"))
-    assert _lock_out("window") != window_before  # the grown window is in the ledger
-    status = json.loads(_dvc("status", "--json"))
-    assert set(status) == {"finetune"}  # behind the window, nothing else changed
+    assert _lock_out("window") != window_before  # the accepted batch is in the ledger
+    assert len(list(Path("data/pending").glob("batch-*.parquet"))) == 1
+    assert json.loads(_dvc("status", "--json")) == {}
 
 
 def _lock_out(stage: str) -> Any:

@@ -105,6 +105,9 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     assert sum(v.stage == "production" for v in versions) == 1
 
 
+FOLDERS = ("window", "pending")
+
+
 def test_incoming_batches_end_processed_or_quarantined_never_both(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -145,9 +148,14 @@ def test_incoming_batches_end_processed_or_quarantined_never_both(
     assert outcomes["2026-11-02.parquet"] == "quarantined"
     assert outcomes["2026-11-03.csv"] == "quarantined"
     assert outcomes["2026-11-04.parquet"] == "skipped"  # in the cooldown
-    window = sorted(Path("data/window").glob("batch-*.parquet"))
-    assert len(window) == 2  # the accepted batches joined the training window, nothing else
-    assert [len(pd.read_parquet(w)) for w in window] == [len(data.recent), len(drifted)]
+    # The accepted batches, nothing else: the first trained on, the drifted one waiting
+    # for the next training.
+    trained, pending = (sorted(Path(f"data/{f}").glob("batch-*.parquet")) for f in FOLDERS)
+    assert [len(pd.read_parquet(w)) for w in [*trained, *pending]] == [
+        len(data.recent),
+        len(drifted),
+    ]
+    assert len(pending) == 1
     drift_events = [e for e in events if e["event"] == "drift"]
     assert [Path(str(e["batch"])).name for e in drift_events] == ["2026-11-04.parquet"]
     assert not list(incoming.iterdir())

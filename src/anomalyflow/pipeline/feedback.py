@@ -3,7 +3,7 @@
 ``anomalyflow feedback --labels FILE`` attaches ``id,label[,labeled_at]`` rows to window
 rows by ``data.id``. The whole file is checked first (unknown ids, conflicting
 duplicates, labels other than 0/1), so a bad file changes nothing; a good one is merged
-into the window's ``labels.parquet`` in one atomic write.
+into ``pending/labels.parquet`` in one atomic write, for the next training to take.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomalyflow.atomic import atomic_path
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.paths import ArtifactPaths
-from anomalyflow.pipeline.window import BATCH_PATTERN, LABELS_FILE
+from anomalyflow.pipeline.window import LABELS_FILE, batch_files, merge_labels
 
 COLUMNS = ("id", "label", "labeled_at")
 
@@ -44,7 +43,7 @@ def apply_feedback(paths: ArtifactPaths, schema: Schema, labels_file: Path) -> F
         shown = ", ".join(map(str, unknown.head(5)))
         raise InputError(labels_file, "id", f"{len(unknown)} ids not in the window: {shown}")
     changed = int((current.loc[incoming["id"]].to_numpy() != incoming["label"].to_numpy()).sum())
-    _merge(paths.window / LABELS_FILE, incoming)
+    merge_labels(paths.pending / LABELS_FILE, incoming)
     return Feedback(received=len(incoming), changed=changed)
 
 
@@ -82,28 +81,14 @@ def _checked(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _window_labels(paths: ArtifactPaths, schema: Schema) -> pd.Series:
-    """Every window row's current label by id (late labels applied)."""
+    """Every accepted row's current label by id (late labels applied), pending or not."""
     assert schema.id and schema.label
-    frames = [
-        pd.read_parquet(f, columns=[schema.id, schema.label])
-        for f in sorted(paths.window.glob(BATCH_PATTERN))
-    ]
+    frames = [pd.read_parquet(f, columns=[schema.id, schema.label]) for f in batch_files(paths)]
     if not frames:
         return pd.Series(dtype="int64")
     rows = pd.concat(frames).drop_duplicates(schema.id, keep="last")
     current = rows.set_index(schema.id)[schema.label]
-    late_file = paths.window / LABELS_FILE
-    if late_file.exists():
-        late = pd.read_parquet(late_file).set_index("id")["label"]
-        current.update(late)
+    for late_file in (paths.window / LABELS_FILE, paths.pending / LABELS_FILE):
+        if late_file.exists():
+            current.update(pd.read_parquet(late_file).set_index("id")["label"])
     return current
-
-
-def _merge(labels_file: Path, incoming: pd.DataFrame) -> None:
-    merged = incoming
-    if labels_file.exists():
-        merged = pd.concat([pd.read_parquet(labels_file), incoming]).drop_duplicates(
-            "id", keep="last"
-        )
-    with atomic_path(labels_file) as partial:
-        merged.to_parquet(partial, index=False)

@@ -53,10 +53,13 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_key(params: Params, reference: Path, batch: Path, window: Path) -> tuple[str, ...]:
+def check_key(
+    params: Params, reference: Path, batch: Path, accepted: tuple[Path, ...]
+) -> tuple[str, ...]:
     """What a run checks a batch against: the batch, the params, the reference data, and
-    the training window (late labels change it)."""
-    return file_digest(batch), params_digest(params), file_digest(reference), _listing(window)
+    the folders of accepted data (late labels change them)."""
+    listing = "".join(_listing(folder) for folder in accepted)
+    return file_digest(batch), params_digest(params), file_digest(reference), listing
 
 
 def _listing(folder: Path) -> str:

@@ -69,11 +69,13 @@ def _drift(ctx: RunContext, batch: Path) -> str:
 
 
 def _window(ctx: RunContext, batch: Path) -> str:
+    """Without the flow's policy every run trains: the batch joins the window at once."""
     from anomalyflow.data.loaders import read_table
     from anomalyflow.pipeline.lineage import file_digest
-    from anomalyflow.pipeline.window import append_batch
+    from anomalyflow.pipeline.window import append_batch, release_pending
 
     added = append_batch(ctx.paths, read_table(batch, ctx.schema), file_digest(batch))
+    release_pending(ctx.paths)
     return f"Window {ctx.paths.window}: {batch} {'added' if added else 'already there'}"
 
 
@@ -167,7 +169,8 @@ STAGES: tuple[Stage, ...] = (
         "Add a batch to the training window (every accepted batch, whatever the policy).",
         _window,
         deps=("${data.batch}",),
-        persistent_outs=("${paths.data_dir}/window",),
+        # pending/: what arrived since the latest training (a run the policy skipped)
+        persistent_outs=("${paths.data_dir}/window", "${paths.data_dir}/pending"),
         reads_batch=True,
     ),
     Stage(

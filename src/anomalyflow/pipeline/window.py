@@ -1,16 +1,19 @@
-"""The window stage: every accepted batch joins the training window, whatever the run decides.
+"""The window stage: every accepted batch joins the training data, whatever the run decides.
 
-The window is a folder of Parquet files, one per batch, named by when it arrived and its
-hash, plus ``labels.parquet`` with labels that arrived later for rows already there.
-Fine-tuning reads the most recent rows of it (``window.days``, ``window.max_rows``), so a
-run skipped in cooldown loses nothing: its rows and labels are there for the next one.
-Each file is written whole or not at all, and a batch already in the window is not added
-twice, so no row is lost or counted twice.
+An accepted batch first lands in ``pending/`` (a Parquet file per batch, named by when it
+arrived and its hash), late labels in ``pending/labels.parquet``; training moves them all
+into ``window/`` (:func:`release_pending`) and fine-tunes on the window's most recent rows
+(``window.days``, ``window.max_rows``). So a run skipped in cooldown loses nothing (its
+rows and labels wait in ``pending/``), and DVC's ledger stays true and clean: fine-tuning
+depends on ``window/``, which holds exactly what the latest model learned from, while the
+window stage records both folders. Each file is written or moved whole, and a batch
+already in either folder is not added twice, so no row is lost or counted twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,19 +30,58 @@ BATCH_PATTERN = "batch-*.parquet"
 
 
 def append_batch(paths: ArtifactPaths, batch: Table, batch_digest: str) -> bool:
-    """Add an accepted batch to the window; False when it is already there."""
+    """Add an accepted batch to ``pending/``; False when it is in the window already."""
     assert batch.frame is not None
-    if any(batch_digest[:16] in p.name for p in paths.window.glob(BATCH_PATTERN)):
+    if any(batch_digest[:16] in p.name for p in batch_files(paths)):
         return False
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    target = paths.window / f"batch-{stamp}-{batch_digest[:16]}.parquet"
+    target = paths.pending / f"batch-{stamp}-{batch_digest[:16]}.parquet"
     with atomic_path(target) as partial:
         batch.frame.to_parquet(partial, index=False)
     return True
 
 
+def batch_files(paths: ArtifactPaths) -> list[Path]:
+    """Every accepted batch, trained on or pending, in arrival order (names sort by time)."""
+    found = [*paths.window.glob(BATCH_PATTERN), *paths.pending.glob(BATCH_PATTERN)]
+    return sorted(found, key=lambda p: p.name)
+
+
+def release_pending(paths: ArtifactPaths) -> int:
+    """Move what arrived since the latest training into the window, for training now;
+    the number of batches moved.
+
+    Each file moves with one rename, and pending labels are merged into the window's
+    before they are removed, so a crash half way loses nothing and counts nothing twice:
+    the next release finishes the move.
+    """
+    for folder in paths.accepted:  # both are DVC outputs, empty or not
+        folder.mkdir(parents=True, exist_ok=True)
+    moved = sorted(paths.pending.glob(BATCH_PATTERN))
+    for batch in moved:
+        os.replace(batch, paths.window / batch.name)
+    pending_labels = paths.pending / LABELS_FILE
+    if pending_labels.exists():
+        merge_labels(paths.window / LABELS_FILE, pd.read_parquet(pending_labels))
+        pending_labels.unlink()
+    return len(moved)
+
+
+def merge_labels(labels_file: Path, incoming: pd.DataFrame) -> None:
+    """Add ``incoming`` labels (``id``, ``label``, ...) to a labels file; the newer label of
+    an id wins. One atomic write."""
+    merged = incoming
+    if labels_file.exists():
+        merged = pd.concat([pd.read_parquet(labels_file), incoming]).drop_duplicates(
+            "id", keep="last"
+        )
+    with atomic_path(labels_file) as partial:
+        merged.to_parquet(partial, index=False)
+
+
 def read_window(paths: ArtifactPaths, schema: Schema, rules: WindowParams) -> Table:
-    """The window's most recent rows, late labels applied, checked like any batch."""
+    """The window's most recent rows, late labels applied, checked like any batch; what
+    is still pending is not read (see :func:`release_pending`)."""
     files = sorted(paths.window.glob(BATCH_PATTERN))  # arrival order: the names sort by time
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     frame = _with_late_labels(frame, paths.window / LABELS_FILE, schema)
@@ -54,13 +96,16 @@ def read_window(paths: ArtifactPaths, schema: Schema, rules: WindowParams) -> Ta
 
 
 def window_digest(paths: ArtifactPaths) -> str:
-    """Changes when a batch joins the window or labels arrive: the policy's 'new data'."""
+    """Changes when a batch is accepted or labels arrive, pending or not: the policy's
+    'new data'. Releasing pending data into the window leaves it as it was."""
     digest = hashlib.sha256()
-    for name in sorted(p.name for p in paths.window.glob(BATCH_PATTERN)):
-        digest.update(name.encode())
-    labels = paths.window / LABELS_FILE
-    if labels.exists():
-        digest.update(labels.read_bytes())
+    for batch in batch_files(paths):
+        digest.update(batch.name.encode())
+    labels = [paths.window / LABELS_FILE, paths.pending / LABELS_FILE]
+    frames = [pd.read_parquet(f, columns=["id", "label"]) for f in labels if f.exists()]
+    if frames:
+        latest = pd.concat(frames).drop_duplicates("id", keep="last")
+        digest.update(latest.sort_values("id", kind="stable").to_csv(index=False).encode())
     return digest.hexdigest()
 
 

@@ -43,7 +43,12 @@ from anomalyflow.pipeline.lineage import file_digest, training_digest
 from anomalyflow.pipeline.policy import TrainingNeed, training_need
 from anomalyflow.pipeline.state import RunState
 from anomalyflow.pipeline.validate import validate
-from anomalyflow.pipeline.window import append_batch, read_window, window_digest
+from anomalyflow.pipeline.window import (
+    append_batch,
+    read_window,
+    release_pending,
+    window_digest,
+)
 from anomalyflow.replay.outcome import Model, Track
 from anomalyflow.validation.suite import DataValidationError
 
@@ -222,6 +227,7 @@ class Replay:
         ctx = self.ctx
         digest = window_digest(ctx.paths)
         if digest not in self.candidates:
+            release_pending(ctx.paths)  # as the flow does before it trains
             window = read_window(ctx.paths, ctx.schema, ctx.params.window)
             backbone_seed = ctx.params.runtime.seed  # a given seed: no checkpoint files
             tuned = finetune.finetune(ctx, window, ctx.paths.window, backbone_seed).detector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.params import DataParams, PathsParams, WindowParams
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.feedback import apply_feedback
-from anomalyflow.pipeline.window import append_batch, read_window, window_digest
+from anomalyflow.pipeline.window import append_batch, read_window, release_pending, window_digest
 
 SCHEMA = Schema(features=("a", "b"), label="y", id="row_id", timestamp="at")
 ALL = WindowParams(days=None, max_rows=None)
@@ -40,6 +41,7 @@ def test_batches_accumulate_once_each_and_the_newest_rows_are_kept(paths: Artifa
     assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
     assert append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
     assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")  # again: no-op
+    assert release_pending(paths) == 2
     window = read_window(paths, SCHEMA, ALL)
     assert window.frame is not None and window.frame["row_id"].tolist() == list(range(20))
     newest = read_window(paths, SCHEMA, WindowParams(days=None, max_rows=5))
@@ -52,6 +54,7 @@ def test_a_crash_while_appending_leaves_the_window_as_it_was(
     paths: ArtifactPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    release_pending(paths)
     before = sorted(p.name for p in paths.window.iterdir())
 
     def torn_write(self: pd.DataFrame, path: Path, **_: object) -> None:
@@ -62,6 +65,7 @@ def test_a_crash_while_appending_leaves_the_window_as_it_was(
     with pytest.raises(OSError):
         append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
     monkeypatch.undo()
+    assert release_pending(paths) == 0
     assert sorted(p.name for p in paths.window.iterdir()) == before
     assert len(read_window(paths, SCHEMA, ALL).x) == 10
 
@@ -75,6 +79,7 @@ def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
     labels.write_text("id,label,labeled_at\n3,1,2026-02-01\n4,1,2026-02-01\n0,1,2026-02-01\n")
     done = apply_feedback(paths, SCHEMA, labels)
     assert (done.received, done.changed) == (3, 2)  # row 0 was already labeled 1
+    release_pending(paths)
     window = read_window(paths, SCHEMA, ALL)
     assert window.y is not None and window.y.tolist()[:5] == [1, 0, 0, 1, 1]
     assert window_digest(paths) != before
@@ -101,3 +106,54 @@ def test_bad_feedback_is_refused_whole_and_changes_nothing(
         apply_feedback(paths, SCHEMA, labels)
     assert refused.value.column == column
     assert window_digest(paths) == before
+
+
+def test_what_arrives_between_trainings_waits_apart_counts_as_new_and_joins_once(
+    paths: ArtifactPaths, tmp_path: Path
+) -> None:
+    """Fine-tuning's window (its DVC dependency) holds what the latest model learned
+    from; a batch and labels accepted in a skipped run wait in ``pending/`` until the
+    next training takes them, each row once."""
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    release_pending(paths)  # the first training
+    trained = sorted(p.name for p in paths.window.iterdir())
+    before = window_digest(paths)
+    append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")  # skipped: cooldown
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\n3,1\n12,1\n")  # a trained row and a pending one
+    apply_feedback(paths, SCHEMA, labels)
+    assert sorted(p.name for p in paths.window.iterdir()) == trained  # untouched
+    assert len(read_window(paths, SCHEMA, ALL).x) == 10
+    grown = window_digest(paths)
+    assert grown != before  # the policy sees new data
+    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
+    assert release_pending(paths) == 1
+    assert window_digest(paths) == grown  # moving it is no new data
+    window = read_window(paths, SCHEMA, ALL)
+    assert window.frame is not None and window.frame["row_id"].tolist() == list(range(20))
+    assert window.y is not None and window.y[[0, 3, 10, 12]].tolist() == [1, 1, 1, 1]
+    assert list(paths.pending.iterdir()) == []
+
+
+def test_a_crash_half_way_through_a_release_loses_and_doubles_nothing(
+    paths: ArtifactPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for day, first in (("2026-01-01", 0), ("2026-01-02", 10), ("2026-01-03", 20)):
+        append_batch(paths, _batch(first, 10, day), f"{first:02d}-digest")
+    digest = window_digest(paths)
+    real_replace, moves = os.replace, []
+
+    def crash_on_second(source: object, target: object) -> None:
+        moves.append(source)
+        if len(moves) == 2:
+            raise OSError("killed")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", crash_on_second)
+    with pytest.raises(OSError):
+        release_pending(paths)
+    monkeypatch.undo()
+    assert window_digest(paths) == digest
+    assert release_pending(paths) == 2  # the next release finishes the move
+    rows = read_window(paths, SCHEMA, ALL).frame
+    assert rows is not None and sorted(rows["row_id"]) == list(range(30))
