@@ -46,9 +46,11 @@ from anomalyflow.pipeline.window import (
 from anomalyflow.registry.store import open_registry
 from anomalyflow.versioning import unversioned_because
 from flows.review import review_and_promote
+from flows.runners import on_flow_cluster
 
-validate_task = task(name="validate", cache_policy=NO_CACHE)(validate.validate)
-drift_task = task(name="drift", cache_policy=NO_CACHE)(drift.check_drift)
+# On a Dask runner these two send a large batch's partitions to the runner's cluster.
+validate_task = task(name="validate", cache_policy=NO_CACHE)(on_flow_cluster(validate.validate))
+drift_task = task(name="drift", cache_policy=NO_CACHE)(on_flow_cluster(drift.check_drift))
 window_task = task(name="window", cache_policy=NO_CACHE)(append_batch)
 pretrain_task = task(name="pretrain", cache_policy=NO_CACHE)(pretrain.pretrain)
 finetune_task = task(name="finetune", cache_policy=NO_CACHE)(finetune.finetune)
@@ -118,7 +120,7 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
         validate_task(ctx, batch_path)
     table = read_table(batch_path, ctx.schema)
     with clock.lap("drift"):
-        drifted = drift_task(ctx, table)
+        drifted = drift_task(ctx, table, batch_path)
     if drifted.drift_detected:
         columns = list(drifted.drifted_columns)
         notify(

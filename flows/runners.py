@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from anomalyflow.params import OrchestrationParams
+from anomalyflow.partitions import cluster_of_flow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,10 +40,10 @@ def task_runner(params: OrchestrationParams) -> Any:
 
 
 def on_flow_cluster(stage: Callable[P, R]) -> Callable[P, R]:
-    """``stage`` run with the flow's Dask cluster as the current Dask client.
+    """``stage`` run with the flow's Dask cluster as the one its checks use.
 
-    Validation and drift send a large batch's partitions to the current client (see
-    :mod:`anomalyflow.partitions`); inside a flow on a ``DaskTaskRunner`` that is the
+    Validation and drift send a large batch's partitions to Dask (see
+    :mod:`anomalyflow.partitions`); inside a flow on a ``DaskTaskRunner`` they go to the
     runner's own cluster, so no second cluster is started. Elsewhere ``stage`` runs as is.
     """
 
@@ -56,9 +57,7 @@ def on_flow_cluster(stage: Callable[P, R]) -> Callable[P, R]:
         dask_runners = sys.modules.get("prefect_dask.task_runners")
         if dask_runners is None or not isinstance(runner, dask_runners.DaskTaskRunner):
             return stage(*args, **kwargs)
-        from distributed import Client
-
-        with Client.as_current(runner.client):  # the runner starts its cluster on first use
+        with cluster_of_flow(lambda: runner.client):  # started by the first check to ask
             return stage(*args, **kwargs)
 
     return run

@@ -3,18 +3,19 @@ files, each a unit of work for a Dask worker, and the cluster they go to.
 
 ``score --dask`` scores each partition; with ``task_runner: dask`` validation merges
 per-partition results into the one-process result, and drift works on a bounded
-uniform sample drawn per partition. The checks run on the Dask cluster the flow's task
-runner uses (made current by ``flows.runners.on_flow_cluster``), else on
-``orchestration.dask_address``, else on a local cluster of ``orchestration.dask_workers``
-started for the stage. This module imports no torch: workers that only read and check
-partitions start faster without it.
+uniform sample drawn per partition. The checks run on the Dask cluster of the flow's
+task runner (handed over by ``flows.runners.on_flow_cluster``, started on first use),
+else on the client current in this process, else on ``orchestration.dask_address``,
+else on a local cluster of ``orchestration.dask_workers`` started for the stage. This
+module imports no torch: workers that only read and check partitions start faster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 LOCAL = "local"  # --dask local: a LocalCluster on this machine, closed after
 CONNECT_TIMEOUT = "20s"
+# How to reach the running flow's Dask cluster, set by flows.runners.on_flow_cluster.
+_FLOW_CLUSTER: ContextVar[Callable[[], Client] | None] = ContextVar("flow_cluster", default=None)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,16 @@ def split(source: Path, min_rows: int) -> list[Partition] | None:
     return merged if len(merged) > 1 or source.is_dir() else None
 
 
+def parquet_rows(source: Path) -> int | None:
+    """Rows of a Parquet file or folder of Parquet files, from their footers; None for
+    anything else (a CSV's rows are known only once it is read)."""
+    if source.is_dir():
+        return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in source.glob("*.parquet"))
+    if source.suffix.lower() == ".parquet" and source.is_file():
+        return int(pq.ParquetFile(source).metadata.num_rows)
+    return None
+
+
 def read_partition(part: Partition, rows: np.ndarray | None = None) -> pd.DataFrame:
     """The partition's rows as ``pd.read_parquet`` reads them (only ``rows``, if given,
     positions within the partition); the frame is indexed from 0 (runs on a worker)."""
@@ -176,20 +189,36 @@ def read_partition(part: Partition, rows: np.ndarray | None = None) -> pd.DataFr
 
 
 @contextlib.contextmanager
+def cluster_of_flow(connect: Callable[[], Client]) -> Iterator[None]:
+    """Within this block the checks use ``connect()``'s client: the flow's task runner's
+    cluster, which the runner starts on first use, so a batch small enough to check as
+    one frame starts no cluster."""
+    token = _FLOW_CLUSTER.set(connect)
+    try:
+        yield
+    finally:
+        _FLOW_CLUSTER.reset(token)
+
+
+@contextlib.contextmanager
 def partition_client(params: OrchestrationParams) -> Iterator[Client]:
-    """The Dask client the checks use: the current one (the flow's cluster), else one
-    for ``dask_address``, else a local cluster closed when the stage is done.
+    """The Dask client the checks use: the flow's cluster (see :func:`cluster_of_flow`),
+    else the client current in this process, else one for ``dask_address``, else a local
+    cluster closed when the stage is done.
 
     Raises:
         DaskUnavailable: ``dask_address`` cannot be reached.
     """
     from distributed import default_client
 
-    try:
-        yield default_client()
+    connect = _FLOW_CLUSTER.get()
+    current: Client | None = connect() if connect else None
+    if current is None:
+        with contextlib.suppress(ValueError):  # ValueError: no client is current
+            current = default_client()
+    if current is not None:
+        yield current
         return
-    except ValueError:  # no client is current in this process
-        pass
     with dask_client(params.dask_address or LOCAL, params.dask_workers) as client:
         yield client
 

@@ -1,5 +1,5 @@
 """With `task_runner: dask`, two fine-tunes run in parallel on a local Dask cluster whose
-workers report to a real Prefect server, and the batch's checks use that cluster."""
+workers report to a real Prefect server; a small batch's drift is compared whole."""
 
 from __future__ import annotations
 
@@ -55,9 +55,8 @@ def test_dask_runner_fine_tunes_two_seeds_in_parallel(
         assert spans[1][0] < spans[0][1], "the two fine-tunes did not overlap in time"
         decision = json.loads((tmp_path / "artifacts" / "decision.json").read_text())
         assert decision["lineage"]["finetune_seed"] in {"0", "1"}
-        # Drift ran on the runner's cluster: samples drawn per partition, and said so.
+        # Batch and reference within drift_sample_rows: compared whole, as without Dask.
         (summary,) = tmp_path.glob("artifacts/**/drift/summary.json")
-        sample = json.loads(summary.read_text())["sample"]
-        assert (sample["batch_total"], sample["reference_total"]) == (4000, 6000)
+        assert "sample" not in json.loads(summary.read_text())
     finally:
         server.stop()

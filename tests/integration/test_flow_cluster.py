@@ -1,48 +1,47 @@
-"""Inside a flow on a DaskTaskRunner, a stage wrapped by `on_flow_cluster` sees the runner's
-own cluster as the current Dask client, so a batch's partitions go there; elsewhere no
-client is current and nothing is started."""
+"""Inside a flow on a DaskTaskRunner, the checks of a stage wrapped by `on_flow_cluster`
+use the runner's own cluster, which starts only when a check asks for it."""
 
 from __future__ import annotations
 
 import pytest
 from flows.runners import on_flow_cluster
 
+from anomalyflow.params import OrchestrationParams
+from anomalyflow.partitions import partition_client
+
 pytest.importorskip("prefect_dask")
 
 
-def _current_scheduler() -> str:
-    from distributed import default_client
+def _checks_scheduler() -> str:
+    """The scheduler a check's partitions would go to."""
+    with partition_client(OrchestrationParams(task_runner="dask")) as client:
+        return str(client.scheduler.address)
 
-    return str(default_client().scheduler.address)
+
+def _no_check() -> None:
+    """A stage whose batch is small enough to check as one frame."""
 
 
 @pytest.mark.slow  # a Prefect flow run: the temporary API server takes 10-15 s to start
-def test_a_wrapped_stage_runs_on_the_flow_runners_cluster() -> None:
+def test_a_wrapped_stage_checks_on_the_flow_runners_cluster_started_on_demand() -> None:
     from prefect import flow, task
     from prefect.context import FlowRunContext
     from prefect_dask import DaskTaskRunner
-
-    stage = task(name="stage")(on_flow_cluster(_current_scheduler))
-    unwrapped = task(name="unwrapped")(_current_scheduler)
 
     @flow(
         task_runner=DaskTaskRunner(
             cluster_kwargs={"n_workers": 2, "processes": False, "dashboard_address": None}
         )
     )
-    def checks() -> tuple[str, str, bool]:
+    def checks() -> tuple[bool, str, str]:
         context = FlowRunContext.get()
         assert context is not None
-        runner_scheduler = str(context.task_runner.client.scheduler.address)  # type: ignore[attr-defined]
-        try:
-            unwrapped()
-            current_without = True
-        except ValueError:  # no client is current without the wrapper
-            current_without = False
-        return stage(), runner_scheduler, current_without
+        runner = context.task_runner
+        task(name="small")(on_flow_cluster(_no_check))()
+        started_for_nothing = runner._client is not None  # type: ignore[attr-defined]
+        seen = task(name="large")(on_flow_cluster(_checks_scheduler))()
+        return started_for_nothing, seen, str(runner.client.scheduler.address)  # type: ignore[attr-defined]
 
-    seen, runner_scheduler, current_without = checks()
+    started_for_nothing, seen, runner_scheduler = checks()
+    assert not started_for_nothing
     assert seen == runner_scheduler
-    assert not current_without
-    with pytest.raises(ValueError):  # outside a flow the wrapper adds nothing
-        on_flow_cluster(_current_scheduler)()

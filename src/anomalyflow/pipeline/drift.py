@@ -5,8 +5,8 @@ row of both sides in one process, and no partition's verdict says anything about
 batch's. So with ``task_runner: dask`` the stage compares bounded uniform samples of the
 batch and of the reference (``orchestration.drift_sample_rows`` each, drawn per
 partition on Dask, the run's seed), which converge on the full comparison; a batch and
-reference within the bound are compared whole, exactly as in one process. Production
-scores only the sampled rows. The sample is stated in ``summary.json`` and atop
+reference within the bound are compared whole, exactly as in one process, and start no
+cluster. Production scores only the sampled rows. The sample is stated in ``summary.json`` and atop
 ``drift.html``.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 from anomalyflow.atomic import write_json
 from anomalyflow.data.loaders import Table, read_reference, table_from_frame
 from anomalyflow.drift.report import SCORE_COLUMN, DriftResult, DriftSample, detect_drift
-from anomalyflow.partitions import on_dask, partition_client, sample_source
+from anomalyflow.partitions import on_dask, parquet_rows, partition_client, sample_source
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.production import production_detector
 
@@ -38,7 +38,7 @@ def check_drift(ctx: RunContext, batch: Table, source: Path | None = None) -> Dr
     sample: DriftSample | None = None
     reference: pd.DataFrame | None
     current: pd.DataFrame | None
-    if source is not None and on_dask(ctx.params.orchestration):
+    if source is not None and _too_large(ctx, batch):
         reference, current, sample = _samples(ctx, source)
     else:
         reference, current = read_reference(paths.reference, schema).frame, batch.frame
@@ -80,6 +80,16 @@ def drift_summary(result: DriftResult) -> dict[str, object]:
     if result.sample is not None:
         summary["sample"] = asdict(result.sample) | {"note": result.sample.describe()}
     return summary
+
+
+def _too_large(ctx: RunContext, batch: Table) -> bool:
+    """With ``task_runner: dask``: whether the batch or the reference exceeds the sample
+    bound (a CSV reference might); both within it are compared whole, as without Dask."""
+    bound = ctx.params.orchestration.drift_sample_rows
+    if not on_dask(ctx.params.orchestration):
+        return False
+    reference_rows = parquet_rows(ctx.paths.reference)
+    return len(batch.x) > bound or reference_rows is None or reference_rows > bound
 
 
 def _samples(ctx: RunContext, source: Path) -> tuple[pd.DataFrame, pd.DataFrame, DriftSample]:
