@@ -154,7 +154,14 @@ STAGES: tuple[Stage, ...] = (
         "Evidently drift of a batch against the reference; HTML and JSON reports.",
         _drift,
         deps=CHECKED_FILES,
-        params=("data.features", "drift"),
+        # with task_runner: dask a large batch is compared on seeded samples of this size
+        params=(
+            "data.features",
+            "drift",
+            "orchestration.task_runner",
+            "orchestration.drift_sample_rows",
+            "runtime.seed",
+        ),
         outs=(
             "artifacts/drift/drift.html",
             "artifacts/drift/drift.json",
