@@ -18,6 +18,16 @@ from anomalyflow.pipeline.state import (
     record_check,
 )
 
+# A process holding the project (argv[1]) as a run does; the tests end it abruptly.
+HOLDER = (
+    "import os, sys\n"
+    "from pathlib import Path\n"
+    "from anomalyflow.params import DataParams, PathsParams\n"
+    "from anomalyflow.paths import ArtifactPaths\n"
+    "from anomalyflow.pipeline.state import exclusive_run\n"
+    "paths = ArtifactPaths.from_params(PathsParams(), DataParams(), root=Path(sys.argv[1]))\n"
+)
+
 
 def _paths(root: Path) -> ArtifactPaths:
     return ArtifactPaths.from_params(PathsParams(), DataParams(), root=root)
@@ -39,13 +49,7 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     holder = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from anomalyflow.params import DataParams, PathsParams\n"
-        "from anomalyflow.paths import ArtifactPaths\n"
-        "from anomalyflow.pipeline.state import exclusive_run\n"
-        "paths = ArtifactPaths.from_params(PathsParams(), DataParams(), root=Path(sys.argv[1]))\n"
-        "with exclusive_run(paths):\n"
+        HOLDER + "with exclusive_run(paths):\n"
         "    os._exit(9)\n"  # killed mid-run: no clean-up code runs
     )
     died = subprocess.run([sys.executable, "-c", holder, str(tmp_path)], check=False)
@@ -101,13 +105,7 @@ def test_a_killed_runs_folder_is_removed_and_only_its_checkpoints_taken_over(
     """What a run killed outright left is never read in place: the next run moves its
     checkpoints into its own folder (they resume only where data and settings match)."""
     killed = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from anomalyflow.params import DataParams, PathsParams\n"
-        "from anomalyflow.paths import ArtifactPaths\n"
-        "from anomalyflow.pipeline.state import exclusive_run\n"
-        "paths = ArtifactPaths.from_params(PathsParams(), DataParams(), root=Path(sys.argv[1]))\n"
-        "with exclusive_run(paths) as folder:\n"
+        HOLDER + "with exclusive_run(paths) as folder:\n"
         "    (folder / 'checkpoints' / 'pretrain.ckpt').write_bytes(b'epoch 3')\n"
         "    (folder / 'candidate').mkdir()\n"
         "    os._exit(9)\n"
