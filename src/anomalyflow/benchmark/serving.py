@@ -1,8 +1,12 @@
-"""Serving figures (issue #5), each beside the in-process model.
+"""Serving figures (issue #5), each beside the in-process model and a bare BentoML service.
 
 ``measure_service`` talks to the real BentoML service, started on 127.0.0.1 in the same
 call, over persistent HTTP connections (keep-alive), so its figures cover the service
-(HTTP parsing, JSON, validation, the model) and not TCP connection set-up. The
+(HTTP parsing, JSON, validation, the model) and not TCP connection set-up. Beside it runs
+a bare BentoML service with the same request shape and no model
+(:mod:`anomalyflow.benchmark.bare_service`), sent the same requests by the same client
+in interleaved rounds: the ratio of the two p50s is what our service adds to BentoML's
+least (issue 19). The
 batch-file scoring figures are in :mod:`anomalyflow.benchmark.batch_scoring`, which
 shares this module's production-model lookup and row resampling.
 """
@@ -13,22 +17,25 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+import torch
 
+from anomalyflow.benchmark.bare_service import BARE_SERVICE
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.registry.store import ModelVersion, Registry, RegistryError
-from anomalyflow.serving.server import running_service
+from anomalyflow.serving.server import TORCH_THREADS, running_service
 
 P50_TARGET_MS = 5.0  # single-record latency target of issue #5
+BARE_RATIO_TARGET = 1.5  # single-record p50 over a bare BentoML service's (issue 19)
 JITTER = 0.05  # noise added to resampled rows, in units of each feature's spread
-LATENCY_ROUNDS = 5  # in-process and served latencies alternate in this many rounds
+LATENCY_ROUNDS = 10  # in-process, served and bare latencies alternate in this many rounds
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class ServiceFigures:
     p99_ms: float
     in_process_p50_ms: float
     in_process_p99_ms: float
+    bare_p50_ms: float  # the bare BentoML service, same requests, same client
+    bare_p99_ms: float
     requests_per_second: float
     in_process_calls_per_second: float
     batch_rows_per_second: float
@@ -56,6 +65,15 @@ class ServiceFigures:
     def latency_ratio(self) -> float:
         """Single-record p50 over the in-process call's p50."""
         return self.p50_ms / self.in_process_p50_ms
+
+    @property
+    def bare_ratio(self) -> float:
+        """Single-record p50 over the bare BentoML service's p50."""
+        return self.p50_ms / self.bare_p50_ms
+
+    @property
+    def bare_target_met(self) -> bool:
+        return self.bare_ratio <= BARE_RATIO_TARGET
 
     @property
     def concurrency_ratio(self) -> float:
@@ -132,13 +150,17 @@ def measure_service(
         batch_requests: batch requests sent one after another.
     """
     work = _prepare(registry, requests, batch_records)
-    with running_service(registry.home, params_file, model_name=registry.name) as service:
-        address = urlsplit(service.url)
-        endpoint = _Endpoint(str(address.hostname), address.port, work.singles)
+    with (
+        _torch_threads(TORCH_THREADS),
+        running_service(registry.home, params_file, model_name=registry.name) as service,
+        running_service(registry.home, params_file, service=BARE_SERVICE) as bare_service,
+    ):
+        endpoint = _endpoint(service.url, work.singles)
+        bare = _endpoint(bare_service.url, work.singles)
         with closing(endpoint.connect(warm_up=0)) as client:
             answer = json.loads(_post(client, work.batch_body))
         _check(answer, work.version.version, work.detector.decision_function(work.batch))
-        in_process, served = _latency_rounds(work, endpoint)
+        in_process, served, bare_served = _latency_rounds(work, endpoint, bare)
         in_process_rate, served_rate = _concurrent_rates(work, endpoint, concurrency)
         in_process_batch, served_batch = _batch_rates(work, endpoint, batch_requests)
     return ServiceFigures(
@@ -150,11 +172,25 @@ def measure_service(
         p99_ms=float(np.percentile(served, 99)),
         in_process_p50_ms=float(np.percentile(in_process, 50)),
         in_process_p99_ms=float(np.percentile(in_process, 99)),
+        bare_p50_ms=float(np.percentile(bare_served, 50)),
+        bare_p99_ms=float(np.percentile(bare_served, 99)),
         requests_per_second=served_rate,
         in_process_calls_per_second=in_process_rate,
         batch_rows_per_second=served_batch,
         in_process_batch_rows_per_second=in_process_batch,
     )
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """This process scores with ``count`` torch threads meanwhile: the in-process twin
+    runs as the service does, and no idle pool spins beside the services."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def production_version(registry: Registry) -> ModelVersion:
@@ -192,21 +228,31 @@ def _prepare(registry: Registry, requests: int, batch_records: int) -> _Workload
     )
 
 
-def _latency_rounds(work: _Workload, endpoint: _Endpoint) -> tuple[np.ndarray, np.ndarray]:
-    """Milliseconds per single-record call: in process, then served, in alternating rounds.
+def _endpoint(url: str, singles: list[bytes]) -> _Endpoint:
+    address = urlsplit(url)
+    return _Endpoint(str(address.hostname), address.port, singles)
 
-    Each service figure is taken right beside its in-process twin, so both see about the
-    same load on a shared machine: the latencies in alternating rounds, not call by call,
-    as the server's torch threads keep spinning a moment after each answer and would
-    slow an in-process call made just then.
+
+def _latency_rounds(
+    work: _Workload, served: _Endpoint, bare: _Endpoint
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Milliseconds per single-record call: in process, served and bare, in rounds.
+
+    Each service figure is taken right beside its in-process and bare twins, so all see
+    about the same load on a shared machine: the latencies in alternating rounds, not
+    call by call, as a server's threads may keep spinning a moment after each answer
+    and would slow a call made just then. The two services swap turns every round.
     """
     _latencies(work.score_in_process, range(20))  # warm-up
-    in_process_parts, served_parts = [], []
-    for part in np.array_split(np.arange(work.requests), LATENCY_ROUNDS):
-        in_process_parts.append(_latencies(work.score_in_process, part))
-        with closing(endpoint.connect(warm_up=5)) as client:
-            served_parts.append(_latencies(endpoint.sender(client), part))
-    return np.concatenate(in_process_parts), np.concatenate(served_parts)
+    parts: tuple[list[np.ndarray], ...] = ([], [], [])
+    for turn, part in enumerate(np.array_split(np.arange(work.requests), LATENCY_ROUNDS)):
+        parts[0].append(_latencies(work.score_in_process, part))
+        for at in (1, 2) if turn % 2 == 0 else (2, 1):
+            endpoint = served if at == 1 else bare
+            with closing(endpoint.connect(warm_up=5)) as client:
+                parts[at].append(_latencies(endpoint.sender(client), part))
+    in_process, served_ms, bare_ms = (np.concatenate(p) for p in parts)
+    return in_process, served_ms, bare_ms
 
 
 def _concurrent_rates(

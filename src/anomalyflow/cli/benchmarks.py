@@ -194,6 +194,7 @@ def serving_benchmark(
     from anomalyflow.atomic import write_json
     from anomalyflow.benchmark.batch_scoring import measure_batch_scoring
     from anomalyflow.benchmark.serving import measure_service
+    from anomalyflow.serving.server import TORCH_THREADS
 
     params = configured(params_path)
     registry = open_configured_registry(params)
@@ -206,8 +207,9 @@ def serving_benchmark(
         fail(f"--batch-records must be within 1..{params.serving.max_batch_records}")
     threads = torch.get_num_threads()
     typer.echo(
-        f"{os.cpu_count()} CPU cores, {threads} torch threads; service on 127.0.0.1 over "
-        "persistent HTTP connections (keep-alive: no TCP set-up in the figures)"
+        f"{os.cpu_count()} CPU cores, {threads} torch threads ({TORCH_THREADS} in the "
+        "service and its in-process twin); services on 127.0.0.1 over persistent HTTP "
+        "connections (keep-alive: no TCP set-up in the figures)"
     )
     service = measure_service(registry, params_path, requests, concurrency, batch_records)
     _echo_service(service, requests, concurrency, batch_records)
@@ -225,7 +227,7 @@ def serving_benchmark(
 def _echo_service(
     service: ServiceFigures, requests: int, concurrency: int, batch_records: int
 ) -> None:
-    from anomalyflow.benchmark.serving import P50_TARGET_MS
+    from anomalyflow.benchmark.serving import BARE_RATIO_TARGET, P50_TARGET_MS
 
     typer.echo(
         f"single record ({requests} requests, model {service.version}): p50 "
@@ -235,6 +237,12 @@ def _echo_service(
     )
     typer.echo(
         f"target p50 < {P50_TARGET_MS:g} ms: {'met' if service.p50_target_met else 'not met'}"
+    )
+    typer.echo(
+        f"bare BentoML service (same requests and client, no model): p50 "
+        f"{service.bare_p50_ms:.2f} ms, p99 {service.bare_p99_ms:.2f} ms; p50 ratio "
+        f"{service.bare_ratio:.2f} (target <= {BARE_RATIO_TARGET:g}: "
+        f"{'met' if service.bare_target_met else 'not met'})"
     )
     typer.echo(
         f"{concurrency} concurrent clients: {service.requests_per_second:,.0f} req/s; in "
@@ -267,12 +275,15 @@ def _echo_scoring(scoring: BatchScoringFigures) -> None:
 
 def _serving_payload(service: ServiceFigures, scoring: BatchScoringFigures) -> dict[str, Any]:
     from anomalyflow.benchmark.batch_scoring import MEMORY_TARGET_MIB
-    from anomalyflow.benchmark.serving import P50_TARGET_MS
+    from anomalyflow.benchmark.serving import BARE_RATIO_TARGET, P50_TARGET_MS
 
     return {
         "service": asdict(service)
         | {
             "latency_ratio": service.latency_ratio,
+            "bare_ratio": service.bare_ratio,
+            "bare_ratio_target": BARE_RATIO_TARGET,
+            "bare_ratio_target_met": service.bare_target_met,
             "concurrency_ratio": service.concurrency_ratio,
             "batch_ratio": service.batch_ratio,
             "p50_target_ms": P50_TARGET_MS,

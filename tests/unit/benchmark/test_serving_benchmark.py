@@ -1,14 +1,18 @@
-"""The serving benchmark's figures on a tiny run: a real service, a small Parquet file."""
+"""The serving benchmark's figures on a tiny run: a real service beside a bare BentoML
+service, a small Parquet file."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from anomalyflow.benchmark.batch_scoring import measure_batch_scoring
-from anomalyflow.benchmark.serving import measure_service
+from anomalyflow.benchmark.serving import BARE_RATIO_TARGET
+from anomalyflow.cli import app
 from anomalyflow.registry.store import Registry, RegistryError
 from tests.conftest import decision_record, make_blobs
 
@@ -22,22 +26,31 @@ def registry(tmp_path_factory: pytest.TempPathFactory, saved_detectors: list[Pat
     return registry
 
 
-def test_service_figures_are_sane(registry: Registry, tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text("")  # serving defaults
-    figures = measure_service(
-        registry,
-        tmp_path / "params.yaml",
-        requests=50,
-        concurrency=2,
-        batch_records=200,
-        batch_requests=3,
+def test_the_command_reports_the_service_beside_a_bare_bentoml_service(
+    registry: Registry, tmp_path: Path
+) -> None:
+    params = tmp_path / "params.yaml"  # serving defaults; the fixture's registry
+    params.write_text(
+        f"registry:\n  bentoml_home: {registry.home}\n  model_name: {registry.name}\n"
     )
-    assert figures.version == registry.state().production
-    assert 0 < figures.p50_ms <= figures.p99_ms
-    assert 0 < figures.in_process_p50_ms <= figures.in_process_p99_ms
-    assert figures.requests_per_second > 0 and figures.batch_rows_per_second > 0
-    for ratio in (figures.latency_ratio, figures.concurrency_ratio, figures.batch_ratio):
-        assert math.isfinite(ratio) and ratio > 0
+    out = tmp_path / "serving.json"
+    result = CliRunner().invoke(
+        app,
+        ["serving-benchmark", "--rows", "2000", "--requests", "50", "--concurrency", "2",
+         "--batch-records", "200", "--out", str(out), "--params", str(params)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["service"]
+    assert figures["version"] == registry.state().production
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert 0 < figures["in_process_p50_ms"] <= figures["in_process_p99_ms"]
+    assert 0 < figures["bare_p50_ms"] <= figures["bare_p99_ms"]
+    assert figures["requests_per_second"] > 0 and figures["batch_rows_per_second"] > 0
+    for name in ("latency_ratio", "concurrency_ratio", "batch_ratio", "bare_ratio"):
+        assert math.isfinite(figures[name]) and figures[name] > 0
+    assert figures["bare_ratio"] == pytest.approx(figures["p50_ms"] / figures["bare_p50_ms"])
+    assert figures["bare_ratio_target_met"] == (figures["bare_ratio"] <= BARE_RATIO_TARGET)
+    assert f"{figures['bare_ratio']:.2f}" in result.output  # the ratio is printed too
 
 
 def test_batch_scoring_scores_every_row_and_reports_its_memory(
