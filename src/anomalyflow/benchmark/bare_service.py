@@ -15,7 +15,6 @@ disable_telemetry()
 
 import bentoml  # noqa: E402  (after the telemetry opt-out, which bentoml reads at import)
 
-BARE_SERVICE = "anomalyflow.benchmark.bare_service:BareService"
 VERSION = "bare"
 
 

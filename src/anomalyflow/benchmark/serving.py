@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,13 +29,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
-from anomalyflow.benchmark.bare_service import BARE_SERVICE
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.registry.store import ModelVersion, Registry, RegistryError
-from anomalyflow.serving.server import TORCH_THREADS, running_service
+from anomalyflow.serving.server import TORCH_THREADS, RunningService, running_service
 
 P50_TARGET_MS = 5.0  # single-record latency target of issue #5
 BARE_RATIO_TARGET = 1.5  # single-record p50 over a bare BentoML service's (issue 19)
+BARE_SERVICE = "anomalyflow.benchmark.bare_service:BareService"
 JITTER = 0.05  # noise added to resampled rows, in units of each feature's spread
 LATENCY_ROUNDS = 10  # in-process, served and bare latencies alternate in this many rounds
 
@@ -56,6 +58,10 @@ class ServiceFigures:
     in_process_p99_ms: float
     bare_p50_ms: float  # the bare BentoML service, same requests, same client
     bare_p99_ms: float
+    # CPU per single-record request, all of a service's processes (Linux; else NaN):
+    # steadier than latency on a shared machine, where preemption inflates latency
+    cpu_ms: float
+    bare_cpu_ms: float
     requests_per_second: float
     in_process_calls_per_second: float
     batch_rows_per_second: float
@@ -70,6 +76,11 @@ class ServiceFigures:
     def bare_ratio(self) -> float:
         """Single-record p50 over the bare BentoML service's p50."""
         return self.p50_ms / self.bare_p50_ms
+
+    @property
+    def bare_cpu_ratio(self) -> float:
+        """CPU per single-record request over the bare BentoML service's."""
+        return self.cpu_ms / self.bare_cpu_ms
 
     @property
     def bare_target_met(self) -> bool:
@@ -114,6 +125,7 @@ class _Endpoint:
     host: str
     port: int | None
     singles: list[bytes]
+    pid: int  # the server process, parent of its workers
 
     def connect(self, warm_up: int = 1) -> http.client.HTTPConnection:
         """A connection that has answered ``warm_up`` requests (TCP set-up done).
@@ -155,12 +167,12 @@ def measure_service(
         running_service(registry.home, params_file, model_name=registry.name) as service,
         running_service(registry.home, params_file, service=BARE_SERVICE) as bare_service,
     ):
-        endpoint = _endpoint(service.url, work.singles)
-        bare = _endpoint(bare_service.url, work.singles)
+        endpoint = _endpoint(service, work.singles)
+        bare = _endpoint(bare_service, work.singles)
         with closing(endpoint.connect(warm_up=0)) as client:
             answer = json.loads(_post(client, work.batch_body))
         _check(answer, work.version.version, work.detector.decision_function(work.batch))
-        in_process, served, bare_served = _latency_rounds(work, endpoint, bare)
+        single = _latency_rounds(work, endpoint, bare)
         in_process_rate, served_rate = _concurrent_rates(work, endpoint, concurrency)
         in_process_batch, served_batch = _batch_rates(work, endpoint, batch_requests)
     return ServiceFigures(
@@ -168,12 +180,14 @@ def measure_service(
         requests=requests,
         concurrency=concurrency,
         batch_records=batch_records,
-        p50_ms=float(np.percentile(served, 50)),
-        p99_ms=float(np.percentile(served, 99)),
-        in_process_p50_ms=float(np.percentile(in_process, 50)),
-        in_process_p99_ms=float(np.percentile(in_process, 99)),
-        bare_p50_ms=float(np.percentile(bare_served, 50)),
-        bare_p99_ms=float(np.percentile(bare_served, 99)),
+        p50_ms=float(np.percentile(single.served_ms, 50)),
+        p99_ms=float(np.percentile(single.served_ms, 99)),
+        in_process_p50_ms=float(np.percentile(single.in_process_ms, 50)),
+        in_process_p99_ms=float(np.percentile(single.in_process_ms, 99)),
+        bare_p50_ms=float(np.percentile(single.bare_ms, 50)),
+        bare_p99_ms=float(np.percentile(single.bare_ms, 99)),
+        cpu_ms=single.served_cpu_ms,
+        bare_cpu_ms=single.bare_cpu_ms,
         requests_per_second=served_rate,
         in_process_calls_per_second=in_process_rate,
         batch_rows_per_second=served_batch,
@@ -228,15 +242,24 @@ def _prepare(registry: Registry, requests: int, batch_records: int) -> _Workload
     )
 
 
-def _endpoint(url: str, singles: list[bytes]) -> _Endpoint:
-    address = urlsplit(url)
-    return _Endpoint(str(address.hostname), address.port, singles)
+def _endpoint(service: RunningService, singles: list[bytes]) -> _Endpoint:
+    address = urlsplit(service.url)
+    return _Endpoint(str(address.hostname), address.port, singles, service.process.pid)
 
 
-def _latency_rounds(
-    work: _Workload, served: _Endpoint, bare: _Endpoint
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Milliseconds per single-record call: in process, served and bare, in rounds.
+@dataclass(frozen=True)
+class _Latencies:
+    """Milliseconds per single-record call, and each service's CPU milliseconds a call."""
+
+    in_process_ms: np.ndarray
+    served_ms: np.ndarray
+    bare_ms: np.ndarray
+    served_cpu_ms: float
+    bare_cpu_ms: float
+
+
+def _latency_rounds(work: _Workload, served: _Endpoint, bare: _Endpoint) -> _Latencies:
+    """Single-record calls in process, served and bare, in rounds.
 
     Each service figure is taken right beside its in-process and bare twins, so all see
     about the same load on a shared machine: the latencies in alternating rounds, not
@@ -245,14 +268,35 @@ def _latency_rounds(
     """
     _latencies(work.score_in_process, range(20))  # warm-up
     parts: tuple[list[np.ndarray], ...] = ([], [], [])
+    cpu_seconds = [0.0, 0.0, 0.0]
     for turn, part in enumerate(np.array_split(np.arange(work.requests), LATENCY_ROUNDS)):
         parts[0].append(_latencies(work.score_in_process, part))
         for at in (1, 2) if turn % 2 == 0 else (2, 1):
             endpoint = served if at == 1 else bare
             with closing(endpoint.connect(warm_up=5)) as client:
+                before = process_tree_cpu_seconds(endpoint.pid)
                 parts[at].append(_latencies(endpoint.sender(client), part))
+                cpu_seconds[at] += process_tree_cpu_seconds(endpoint.pid) - before
     in_process, served_ms, bare_ms = (np.concatenate(p) for p in parts)
-    return in_process, served_ms, bare_ms
+    per_call_ms = [1000.0 * seconds / work.requests for seconds in cpu_seconds]
+    return _Latencies(in_process, served_ms, bare_ms, per_call_ms[1], per_call_ms[2])
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` and its descendants so far, from
+    Linux's ``/proc``; NaN where there is none."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, pending = 0.0, [pid]
+    try:
+        while pending:
+            current = pending.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    except OSError:
+        return math.nan
+    return total
 
 
 def _concurrent_rates(

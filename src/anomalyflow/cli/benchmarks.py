@@ -242,7 +242,9 @@ def _echo_service(
         f"bare BentoML service (same requests and client, no model): p50 "
         f"{service.bare_p50_ms:.2f} ms, p99 {service.bare_p99_ms:.2f} ms; p50 ratio "
         f"{service.bare_ratio:.2f} (target <= {BARE_RATIO_TARGET:g}: "
-        f"{'met' if service.bare_target_met else 'not met'})"
+        f"{'met' if service.bare_target_met else 'not met'}); CPU a request "
+        f"{service.cpu_ms:.2f} ms, bare {service.bare_cpu_ms:.2f} ms (ratio "
+        f"{service.bare_cpu_ratio:.2f}, steadier than latency on a shared machine)"
     )
     typer.echo(
         f"{concurrency} concurrent clients: {service.requests_per_second:,.0f} req/s; in "
@@ -284,6 +286,7 @@ def _serving_payload(service: ServiceFigures, scoring: BatchScoringFigures) -> d
             "bare_ratio": service.bare_ratio,
             "bare_ratio_target": BARE_RATIO_TARGET,
             "bare_ratio_target_met": service.bare_target_met,
+            "bare_cpu_ratio": service.bare_cpu_ratio,
             "concurrency_ratio": service.concurrency_ratio,
             "batch_ratio": service.batch_ratio,
             "p50_target_ms": P50_TARGET_MS,

@@ -46,6 +46,7 @@ def test_the_command_reports_the_service_beside_a_bare_bentoml_service(
     assert 0 < figures["in_process_p50_ms"] <= figures["in_process_p99_ms"]
     assert 0 < figures["bare_p50_ms"] <= figures["bare_p99_ms"]
     assert figures["requests_per_second"] > 0 and figures["batch_rows_per_second"] > 0
+    assert figures["cpu_ms"] > 0 and figures["bare_cpu_ms"] > 0  # Linux, as CI
     for name in ("latency_ratio", "concurrency_ratio", "batch_ratio", "bare_ratio"):
         assert math.isfinite(figures[name]) and figures[name] > 0
     assert figures["bare_ratio"] == pytest.approx(figures["p50_ms"] / figures["bare_p50_ms"])
