@@ -177,7 +177,7 @@ class FinetuneParams:
     max_steps: Count = 1500
     patience: Count = 5  # early stopping: epochs without validation AUPRC gain
     validation_fraction: OpenShare = 0.2  # share of labeled data held out for early stopping
-    min_validation_positives: Count = 5  # below this, train a fixed schedule, no early stop
+    min_validation_positives: Count = 50  # below: no split, a fixed schedule on every label
     warm_start: Literal["backbone", "production"] = "backbone"  # production: continue it
 
 
