@@ -65,12 +65,14 @@ class Rendezvous:
         return cls(int(os.environ.get("PET_NNODES", "1")), os.environ.get("PET_RDZV_ENDPOINT"))
 
     def export(self) -> None:
-        """Set them for this process, so every pretraining in it meets the other machines."""
-        if self.nnodes > 1 and not self.endpoint:
+        """Set them for this process, so every pretraining in it meets the other machines;
+        one machine alone leaves the environment as it is."""
+        if self.nnodes == 1:
+            return
+        if not self.endpoint:
             raise Refusal("--nnodes above 1 needs --rdzv-endpoint host:port (on one machine)")
         os.environ["PET_NNODES"] = str(self.nnodes)
-        if self.endpoint:
-            os.environ["PET_RDZV_ENDPOINT"] = self.endpoint
+        os.environ["PET_RDZV_ENDPOINT"] = self.endpoint
 
 
 @dataclass(frozen=True)
