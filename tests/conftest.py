@@ -132,3 +132,18 @@ def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[object]:
+    """Two single-threaded Dask workers in this process: no start-up, real scheduling."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,6 @@ from anomalyflow.partitions import sample_source, split
 pytest.importorskip("distributed")
 
 GROUPS = (1000, 200, 500, 300)  # rows per row group: unequal, as real files are
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as dask_client,
-    ):
-        yield dask_client
 
 
 @pytest.fixture
@@ -70,19 +56,19 @@ def test_small_row_groups_merge_into_partitions_of_at_least_min_rows(batch: Path
 
 
 def test_a_bound_above_the_rows_takes_the_whole_batch_in_file_order(
-    batch: Path, client: object
+    batch: Path, dask_client: object
 ) -> None:
-    sample, total = sample_source(client, batch, 5000, seed=0)  # type: ignore[arg-type]
+    sample, total = sample_source(dask_client, batch, 5000, seed=0)  # type: ignore[arg-type]
     assert total == 2000
     pd.testing.assert_frame_equal(sample, pd.read_parquet(batch))
 
 
 def test_the_sample_is_bounded_distinct_spread_over_partitions_and_repeatable(
-    batch: Path, client: object
+    batch: Path, dask_client: object
 ) -> None:
-    sample, total = sample_source(client, batch, 400, seed=3)  # type: ignore[arg-type]
-    again, _ = sample_source(client, batch, 400, seed=3)  # type: ignore[arg-type]
-    other, _ = sample_source(client, batch, 400, seed=4)  # type: ignore[arg-type]
+    sample, total = sample_source(dask_client, batch, 400, seed=3)  # type: ignore[arg-type]
+    again, _ = sample_source(dask_client, batch, 400, seed=3)  # type: ignore[arg-type]
+    other, _ = sample_source(dask_client, batch, 400, seed=4)  # type: ignore[arg-type]
     assert total == 2000 and len(sample) == 400 and sample.row.is_unique
     assert sample.row.is_monotonic_increasing  # file order, each row its own values
     original = pd.read_parquet(batch).set_index("row")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,45 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from anomalyflow.data import synthetic
-from anomalyflow.params import Params
 from anomalyflow.partitions import split
-from anomalyflow.pipeline.data import SYNTHETIC_SCHEMA
 from anomalyflow.validation.partitioned import check_partition, validate_partitions
 from anomalyflow.validation.suite import (
     DataValidationError,
     ValidationResult,
-    build_suite,
     stored_suite,
     validate_batch,
 )
 
 pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    """Two single-threaded workers in this process: no start-up, real scheduling."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as dask_client,
-    ):
-        yield dask_client
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    root = tmp_path_factory.mktemp("gxproject")
-    p = Params()
-    data = synthetic.generate(
-        replace(p.synthetic, history_rows=2000, recent_rows=3000, holdout_rows=2000)
-    )
-    build_suite(root, SYNTHETIC_SCHEMA, data.recent, p.validation)
-    return root, data.holdout
 
 
 def _parquet(frame: pd.DataFrame, path: Path, group_rows: int) -> Path:
@@ -62,12 +31,12 @@ def _parquet(frame: pd.DataFrame, path: Path, group_rows: int) -> Path:
     return path
 
 
-def _both(root: Path, frame: pd.DataFrame, path: Path, client: object) -> tuple:  # type: ignore[type-arg]
+def _both(root: Path, frame: pd.DataFrame, path: Path, dask_client: object) -> tuple:  # type: ignore[type-arg]
     """The one-process result and the partitioned one (or the refusal each raised)."""
     results = []
     for run in (
         lambda: validate_batch(root, frame, path),
-        lambda: validate_partitions(root, split(path, 1) or [], client, path),  # type: ignore[arg-type]
+        lambda: validate_partitions(root, split(path, 1) or [], dask_client, path),  # type: ignore[arg-type]
     ):
         try:
             results.append(run())
@@ -93,23 +62,23 @@ def _assert_same(one: ValidationResult, merged: ValidationResult) -> None:
 
 
 def test_clean_batch_of_four_row_groups_passes_as_in_one_process(
-    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+    project: tuple[Path, pd.DataFrame], dask_client: object, tmp_path: Path
 ) -> None:
     root, holdout = project
     path = _parquet(holdout, tmp_path / "batch.parquet", 500)
-    one, merged = _both(root, pd.read_parquet(path), path, client)
+    one, merged = _both(root, pd.read_parquet(path), path, dask_client)
     assert merged.partitions == 4
     _assert_same(one, merged)
 
 
 def test_one_partition_out_of_range_fails_the_whole_batch(
-    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+    project: tuple[Path, pd.DataFrame], dask_client: object, tmp_path: Path
 ) -> None:
     root, holdout = project
     bad = holdout.copy()
     bad.loc[1000:1499, "hour"] += 1000  # the third row group only: 25% of the batch
     path = _parquet(bad, tmp_path / "batch.parquet", 500)
-    one, merged = _both(root, bad, path, client)
+    one, merged = _both(root, bad, path, dask_client)
     assert isinstance(one, DataValidationError) and isinstance(merged, DataValidationError)
     assert str(path) in str(merged)
     _assert_same(one.result, merged.result)
@@ -119,7 +88,7 @@ def test_one_partition_out_of_range_fails_the_whole_batch(
 
 
 def test_counts_are_merged_where_a_partition_alone_would_fail(
-    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+    project: tuple[Path, pd.DataFrame], dask_client: object, tmp_path: Path
 ) -> None:
     """4 row groups of 80 rows: each is under min_rows (100), and the first holds 2 of
     its 80 values out of range (2.5%, over the 1% allowed), yet the batch of 320 rows
@@ -136,26 +105,26 @@ def test_counts_are_merged_where_a_partition_alone_would_fail(
         "expect_table_row_count_to_be_between",
         "expect_column_values_to_be_between",
     }
-    one, merged = _both(root, batch, path, client)
+    one, merged = _both(root, batch, path, dask_client)
     assert one.success
     _assert_same(one, merged)
 
 
 def test_a_folder_of_files_is_validated_per_file_as_their_concatenation(
-    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+    project: tuple[Path, pd.DataFrame], dask_client: object, tmp_path: Path
 ) -> None:
     root, holdout = project
     folder = tmp_path / "batch"
     folder.mkdir()
     _parquet(holdout.iloc[:1200], folder / "part-0.parquet", 5000)
     _parquet(holdout.iloc[1200:], folder / "part-1.parquet", 5000)
-    one, merged = _both(root, holdout, folder, client)
+    one, merged = _both(root, holdout, folder, dask_client)
     assert merged.partitions == 2
     _assert_same(one, merged)
 
 
 def test_an_expectation_no_partition_can_judge_runs_the_suite_in_one_process(
-    project: tuple[Path, pd.DataFrame], client: object, tmp_path: Path
+    project: tuple[Path, pd.DataFrame], dask_client: object, tmp_path: Path
 ) -> None:
     """A hand-added median: a partition's median says nothing of the batch's."""
     root, holdout = project
@@ -169,7 +138,7 @@ def test_an_expectation_no_partition_can_judge_runs_the_suite_in_one_process(
     )
     suite_file.write_text(json.dumps(suite))
     path = _parquet(holdout, tmp_path / "batch.parquet", 500)
-    one, merged = _both(edited, holdout, path, client)
+    one, merged = _both(edited, holdout, path, dask_client)
     assert isinstance(one, DataValidationError) and isinstance(merged, DataValidationError)
     assert merged.result.partitions == 1  # not merged: GX judged the whole batch
     _assert_same(one.result, merged.result)

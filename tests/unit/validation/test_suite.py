@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from anomalyflow.data import synthetic
 from anomalyflow.data.schema import Schema
-from anomalyflow.params import Params
 from anomalyflow.pipeline.data import SYNTHETIC_SCHEMA
 from anomalyflow.validation.suite import (
     DataValidationError,
-    build_suite,
     suite_fits,
     validate_batch,
 )
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    root = tmp_path_factory.mktemp("gxproject")
-    p = Params()
-    data = synthetic.generate(
-        replace(p.synthetic, history_rows=2000, recent_rows=3000, holdout_rows=2000)
-    )
-    build_suite(root, SYNTHETIC_SCHEMA, data.recent, p.validation)
-    return root, data.holdout
 
 
 def test_suite_is_a_hand_editable_file_in_the_project(
