@@ -105,7 +105,7 @@ def _pretrain_command(stage: Stage) -> None:
         configured(params_path)
         Rendezvous(nnodes, rdzv_endpoint).export()
         ctx = RunContext.prepare(params_path)
-        if nproc is not None:  # checked against the range params.py declares
+        if nproc is not None:  # checked against the range the params declare
             raw = asdict(ctx.params)
             raw["pretrain"]["nproc"] = nproc
             ctx = replace(ctx, params=params_from_dict(raw, Path("--nproc")))
