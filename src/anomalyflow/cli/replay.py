@@ -64,7 +64,7 @@ def replay(
 def _verdict(figures: dict[str, Any]) -> list[str]:
     """The after-drift figures per policy, and the policy against its target."""
     policies = figures["policies"]
-    lines = [f"After the drift (day {figures['drift_day']} on):"]
+    lines = [f"After the drift (day {figures['drift_day']} on; means of the days):"]
     for name, f in policies.items():
         lines.append(
             f"  {name:<7} retrains {f['retrains']:>3}, promotions {f['promotions']:>3}, "

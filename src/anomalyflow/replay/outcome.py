@@ -47,19 +47,17 @@ class Track:
     retrains: int = 0
     promotions: int = 0
     days: list[DayOutcome] = field(default_factory=list)
-    after_drift: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    alert_budget: float = 0.01
+    after_drift: list[DayOutcome] = field(default_factory=list)  # days with both classes
 
     def served(
         self, day: int, truth: np.ndarray, scores: np.ndarray, budget: float, drift_day: int
     ) -> None:
         """Production's scores on the day's rows, against the truth the replay knows."""
-        self.alert_budget = budget
         auprc = float(average_precision_score(truth, scores)) if truth.any() else 0.0
         precision = precision_at_top(scores, truth, budget)
         self.days.append(DayOutcome(day, auprc, precision))
-        if day >= drift_day:
-            self.after_drift.append((truth, scores))
+        if day >= drift_day and 0 < truth.sum() < truth.size:  # AUPRC needs both classes
+            self.after_drift.append(self.days[-1])
 
     def decided(self, need: TrainingNeed) -> None:
         """The day ended without training."""
@@ -88,18 +86,24 @@ class Track:
         return f"{self.name} {today.auprc:.3f}/{today.precision_at_alert_budget:.2f} ({done})"
 
     def figures(self) -> dict[str, Any]:
-        """The JSON figures: counts, the pooled after-drift metrics, and every day."""
+        """The JSON figures: counts, the after-drift metrics, and every day.
+
+        The after-drift metrics are the means of each day's figures, not figures of the
+        days' rows pooled. A day's rows are ranked by one production, and the alert
+        budget is spent per production (each flags its own top share). Pooled, the rows
+        of days served by different models are ranked on their mixed score scales, so a
+        policy that changes models lost AUPRC for the change, not for ranking worse: on
+        the 30-day replay (seed 7) daily's pooled AUPRC was 0.361 where its days
+        averaged 0.423, never's 0.374 where its days averaged 0.387.
+        """
         after: dict[str, float | None] = dict.fromkeys(AFTER_DRIFT_FIGURES)
         if self.after_drift:
-            truth = np.concatenate([t for t, _ in self.after_drift])
-            scores = np.concatenate([s for _, s in self.after_drift])
-            if 0 < truth.sum() < truth.size:  # AUPRC needs both classes
-                after = {
-                    "auprc_after_drift": float(average_precision_score(truth, scores)),
-                    "precision_at_alert_budget_after_drift": precision_at_top(
-                        scores, truth, self.alert_budget
-                    ),
-                }
+            after = {
+                "auprc_after_drift": float(np.mean([d.auprc for d in self.after_drift])),
+                "precision_at_alert_budget_after_drift": float(
+                    np.mean([d.precision_at_alert_budget for d in self.after_drift])
+                ),
+            }
         return {
             "retrains": self.retrains,
             "promotions": self.promotions,

@@ -247,7 +247,7 @@ def _replay_section(replay: dict[str, Any] | None) -> str:
     return (
         "<section id='replay'><h2>Retraining policy on a replayed stream</h2>"
         f"<p>The latest <code>anomalyflow replay</code>: drift from day {replay['drift_day']}, "
-        f"labels {replay['label_delay']} days late. After the drift:</p>"
+        f"labels {replay['label_delay']} days late. After the drift (means of the days):</p>"
         "<table><tr><th>policy</th><th>retrains</th><th>promotions</th><th>AUPRC</th>"
         f"<th>precision at the alert budget</th></tr>{rows}</table>"
         f'<img alt="production AUPRC and precision per day, by policy" src="{replay_png(replay)}">'
