@@ -276,8 +276,13 @@ class ConfiguredEstimator(BaseEstimator):  # type: ignore[misc]  # scikit-learn 
         return hasattr(self, "scaler_")
 
     def _checked(self, X: Any) -> np.ndarray:
-        """``X`` validated against the fitted columns, as float32 ``(rows, features)``."""
+        """``X`` validated against the fitted columns, as float32 ``(rows, features)``.
+
+        Row-major whatever the input's layout (a table converts column by column): a
+        reduction over a row then adds in one order, and one row scores the same bits
+        from a table as from an array.
+        """
         check_is_fitted(self)
         rows = as_rows(X)
         check_columns(rows, self.feature_names_, hasattr(self, "feature_names_in_"))
-        return rows.x
+        return np.ascontiguousarray(rows.x)

@@ -52,12 +52,14 @@ class Backbone(nn.Module):
     def conditional_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Squared error ``(batch, features)`` of each cell, predicted with its group hidden.
 
-        All masks run as one stacked batch: one large matmul is faster than several.
+        All masks run as one stacked batch, group after group: one large matmul is faster
+        than several. Stacked by broadcasting, so the batch size stays symbolic when the
+        network is exported to ONNX for serving.
         """
         masks = self.masks
-        groups, batch = masks.shape[0], x.shape[0]
-        stacked_x = x.repeat(groups, 1)
-        stacked_mask = masks.repeat_interleave(batch, dim=0)
+        groups, (batch, features) = masks.shape[0], x.shape
+        stacked_x = x.unsqueeze(0).expand(groups, batch, features).reshape(-1, features)
+        stacked_mask = masks.unsqueeze(1).expand(groups, batch, features).reshape(-1, features)
         prediction = self.reconstruct(stacked_x, stacked_mask).float()
         errors = (prediction - stacked_x) ** 2 * stacked_mask
         return errors.view(groups, batch, -1).sum(dim=0)
@@ -81,11 +83,24 @@ class Backbone(nn.Module):
 def _tail_score(values: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
     """``-log`` of the calibration share at or above each value, ``(batch,)``.
 
-    Beyond the largest calibration error the score keeps growing with the log of the
-    error, so unseen extremes stay ranked instead of tying at the top.
+    The share runs linearly between neighbouring calibration quantiles (and from an error
+    of 0 to the smallest), so the score is continuous in the error. As a step function
+    it jumped a whole quantile where an error crossed one, and an error a rounding error
+    apart (another batch size, ONNX Runtime's matmul instead of torch's) then scored
+    visibly apart. Beyond the largest calibration error the score keeps growing with the
+    log of the error, so unseen extremes stay ranked instead of tying at the top.
     """
     levels = quantiles.shape[0]
-    below = torch.searchsorted(quantiles.contiguous(), values.contiguous(), right=True)
-    tail = 1.0 - below.float() / levels + 1.0 / levels
+    # How many calibration errors are at or below each value: counts rather than
+    # torch.searchsorted, which ONNX cannot express.
+    below = (quantiles[None, :] <= values[:, None]).sum(dim=1)
+    edges = torch.cat([quantiles.new_zeros(1), quantiles])
+    lower = edges[below]  # the largest calibration error at or below (0 below them all)
+    upper = edges[(below + 1).clamp_max(levels)]  # the next larger one
+    ties = (quantiles[None, :] == upper[:, None]).sum(dim=1)  # calibration errors equal to it
+    width = upper - lower
+    inside = torch.where(width > 0, (values - lower) / torch.where(width > 0, width, 1.0), 0.0)
+    position = below + inside.clamp(0.0, 1.0) * ties * (below < levels)
+    tail = 1.0 - position / levels + 1.0 / levels
     beyond = torch.log(values.clamp_min(1e-12) / quantiles[-1].clamp_min(1e-12)).clamp_min(0)
     return -torch.log(tail) + beyond
