@@ -15,9 +15,12 @@ from typer.testing import CliRunner
 from anomalyflow.benchmark.peers import BEST_PEER, optional_peers
 from anomalyflow.benchmark.protocol import make_split
 from anomalyflow.cli import app
+from anomalyflow.params import load_params
+from anomalyflow.pipeline.production import project_registry
+from anomalyflow.serving.graph import GRAPH_FILE, GRAPH_SHA256
 from tests.conftest import adbench, make_blobs
 
-SMALL = """
+SMALL_WITH_GRAPH = """
 synthetic: {history_rows: 6000, recent_rows: 4000, holdout_rows: 3000, fraud_rate: 0.02,
             label_coverage: 0.6}
 model: {hidden_dim: 64, embedding_dim: 16, head_hidden_dim: 16}
@@ -27,6 +30,8 @@ evaluation: {bootstrap_samples: 50}
 benchmark: {scoring_rows: 20000}
 runtime: {progress: false}
 """
+# Tests but the main job's register without the ONNX graph: its export costs seconds.
+SMALL = SMALL_WITH_GRAPH + "serving: {onnx: false}\n"
 
 runner = CliRunner()
 
@@ -47,10 +52,15 @@ def test_run_trains_evaluates_and_refuses_a_bad_batch_without_changes(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     url, events = webhook
-    Path("params.yaml").write_text(SMALL + f"notify: {{webhook_url: '{url}'}}\n")
+    Path("params.yaml").write_text(SMALL_WITH_GRAPH + f"notify: {{webhook_url: '{url}'}}\n")
 
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 0, result.output
+    production = project_registry(load_params("params.yaml")).production()
+    assert production is not None  # promoted after the smoke test scored through the graph
+    lineage = json.loads((production.path / "decision.json").read_text())["lineage"]
+    graph = (production.detector_dir / GRAPH_FILE).read_bytes()
+    assert lineage[GRAPH_SHA256] == hashlib.sha256(graph).hexdigest()
     assert [e["event"] for e in events] == ["promoted"]  # one event, naming the version
     assert events[0]["version"] and events[0]["review_page"]
     implication = json.loads(Path("artifacts/decision.json").read_text())["threshold_implication"]

@@ -4,6 +4,7 @@ its token and body limit, and the verified models it serves."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +20,9 @@ import torch
 
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.integrity import IntegrityError
+from anomalyflow.pipeline.register import with_scoring_graph
 from anomalyflow.registry.store import ModelVersion, Registry
+from anomalyflow.serving.graph import ATOL, GRAPH_FILE, RTOL
 from anomalyflow.serving.server import (
     RunningService,
     SmokeTestFailed,
@@ -39,14 +42,30 @@ ROWS = make_blobs(rows=200, seed=3)[0]
 
 
 @pytest.fixture(scope="module")
-def served(
+def graphed(
     tmp_path_factory: pytest.TempPathFactory, saved_detectors: list[Path]
+) -> tuple[Path, dict[str, Any]]:
+    """The first detector with its ONNX scoring graph, and the record naming its hash."""
+    folder = tmp_path_factory.mktemp("graphed") / "model"
+    shutil.copytree(saved_detectors[0], folder)
+    return folder, with_scoring_graph(folder, decision_record(), ROWS[:16])
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    saved_detectors: list[Path],
+    graphed: tuple[Path, dict[str, Any]],
 ) -> Iterator[tuple[RunningService, Registry, list[str]]]:
+    """Production scores through its ONNX graph; the second version has none (torch)."""
     folder = tmp_path_factory.mktemp("registry")
     params = folder / EMPTY_PARAMS
     params.write_text("")
     registry = Registry(folder / "bentoml")
-    versions = [registry.register(f, decision_record(), ROWS[:16]).version for f in saved_detectors]
+    versions = [
+        registry.register(*graphed, ROWS[:16]).version,
+        registry.register(saved_detectors[1], decision_record(), ROWS[:16]).version,
+    ]
     registry.promote(versions[0], lambda v: smoke_test(v, registry.home, params))
     with running_service(
         registry.home, params, extra_env=TOKEN, model_name=registry.name
@@ -79,10 +98,11 @@ def test_scores_and_explanations_match_the_in_process_model(
     model = registry.load(versions[0])
     records = _records(ROWS, model.feature_names_)
 
+    assert (registry.get(versions[0]).detector_dir / GRAPH_FILE).exists()
     scored = service.post("/score", {"records": records})
-    expected = model.decision_function(ROWS)
+    expected = model.decision_function(ROWS)  # torch; the service runs the ONNX graph
     served_scores = np.array([r["score"] for r in scored["results"]])
-    np.testing.assert_allclose(served_scores, expected, rtol=1e-6)
+    np.testing.assert_allclose(served_scores, expected, rtol=RTOL, atol=ATOL)
     assert [r["is_anomaly"] for r in scored["results"]] == list(expected >= model.threshold_)
     assert {r["model_version"] for r in scored["results"]} == {versions[0]}
 
@@ -297,13 +317,16 @@ def test_a_corrupted_version_is_refused_at_promotion_and_never_served(
     assert service.post("/metadata", {})["model_version"] == production
 
 
+@pytest.mark.parametrize("damaged", ["weights.safetensors", GRAPH_FILE])
 def test_a_service_asked_to_serve_a_corrupted_version_exits_at_once_in_one_line(
-    served: tuple[RunningService, Registry, list[str]], saved_detectors: list[Path]
+    served: tuple[RunningService, Registry, list[str]],
+    graphed: tuple[Path, dict[str, Any]],
+    damaged: str,
 ) -> None:
     _, registry, _ = served
-    corrupted = _stored_copy(registry, saved_detectors[1])
-    weights = corrupted.detector_dir / "weights.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated: it once crash-looped
+    corrupted = registry.register(*graphed, ROWS[:16])
+    path = corrupted.detector_dir / damaged
+    path.write_bytes(path.read_bytes()[:1000])  # truncated: it once crash-looped
     params = registry.home.parent / EMPTY_PARAMS
     started = subprocess.run(
         service_command("127.0.0.1", free_port()),

@@ -31,6 +31,8 @@ import torch
 
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.registry.store import ModelVersion, Registry, RegistryError
+from anomalyflow.registry.verify import verified_graph
+from anomalyflow.serving.graph import GraphScorer
 from anomalyflow.serving.server import TORCH_THREADS, RunningService, running_service
 
 P50_TARGET_MS = 5.0  # single-record latency target of issue #5
@@ -106,7 +108,8 @@ class _Workload:
     """What one ``measure_service`` run sends, and the in-process model it is compared to."""
 
     version: ModelVersion
-    detector: AnomalyDetector
+    detector: AnomalyDetector  # torch, what the served scores must match
+    scorer: AnomalyDetector | GraphScorer  # what the service scores with
     rows: np.ndarray
     requests: int
     singles: list[bytes]  # one single-record body per request
@@ -115,7 +118,7 @@ class _Workload:
 
     def score_in_process(self, i: int) -> object:
         at = i % self.requests
-        return self.detector.decision_function(self.rows[at : at + 1])
+        return self.scorer.decision_function(self.rows[at : at + 1])
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ def _prepare(registry: Registry, requests: int, batch_records: int) -> _Workload
     return _Workload(
         version=version,
         detector=detector,
+        scorer=verified_graph(version.path, version.version, detector) or detector,
         rows=rows,
         requests=requests,
         singles=[_body(rows[i : i + 1], names) for i in range(requests)],
@@ -315,7 +319,7 @@ def _concurrent_rates(
 def _batch_rates(work: _Workload, endpoint: _Endpoint, count: int) -> tuple[float, float]:
     """Rows/s of ``count`` batch calls one after another: in process, then served."""
     records = len(work.batch)
-    in_process = records * _repeat_rate(lambda: work.detector.decision_function(work.batch), count)
+    in_process = records * _repeat_rate(lambda: work.scorer.decision_function(work.batch), count)
     with closing(endpoint.connect()) as client:
         served = records * _repeat_rate(lambda: _post(client, work.batch_body), count)
     return in_process, served

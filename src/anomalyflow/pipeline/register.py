@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from anomalyflow.atomic import write_bytes
 from anomalyflow.data.loaders import read_table
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import file_digest
@@ -23,9 +27,33 @@ def register(ctx: RunContext, record: dict[str, Any]) -> ModelVersion:
     """
     holdout = read_table(ctx.paths.holdout, ctx.schema)
     registry = ctx.params.registry
+    smoke_rows = holdout.x[: registry.smoke_rows]
+    if ctx.params.serving.onnx:
+        record = with_scoring_graph(ctx.paths.run_candidate, record, smoke_rows)
     return open_registry(registry, ctx.schema.features).register(
-        ctx.paths.run_candidate, record, holdout.x[: registry.smoke_rows]
+        ctx.paths.run_candidate, record, smoke_rows
     )
+
+
+def with_scoring_graph(
+    candidate: Path, record: dict[str, Any], smoke_rows: np.ndarray
+) -> dict[str, Any]:
+    """``record`` naming the SHA-256 of the candidate's scoring graph, exported into its
+    folder (:mod:`anomalyflow.serving.graph`) and checked on the smoke rows.
+
+    A graph that does not score as torch does is not kept: the version is registered
+    without one, the service then scores it with torch, and the log says why.
+    """
+    from anomalyflow.detector import AnomalyDetector
+    from anomalyflow.serving.graph import GRAPH_FILE, GRAPH_SHA256, GraphMismatch, export_graph
+
+    try:
+        graph = export_graph(AnomalyDetector.load(candidate), smoke_rows)
+    except GraphMismatch as mismatch:
+        logging.getLogger(__name__).warning("%s: served with torch instead", mismatch)
+        return record
+    write_bytes(candidate / GRAPH_FILE, graph.onnx)
+    return record | {"lineage": dict(record.get("lineage") or {}) | {GRAPH_SHA256: graph.sha256}}
 
 
 def registered_twin(ctx: RunContext, candidate: Path) -> str | None:

@@ -20,6 +20,7 @@ from anomalyflow.params import RuntimeParams
 
 if TYPE_CHECKING:  # torch loads only where a model does
     from anomalyflow.detector import AnomalyDetector
+    from anomalyflow.serving.graph import GraphScorer
 
 WEIGHTS = "weights.safetensors"
 WEIGHTS_MD5 = "candidate_weights_md5"  # the key the gate writes in decision.json's lineage
@@ -80,12 +81,36 @@ def verified_detector(
         raise IntegrityError(f"version '{version}' cannot be loaded: {failed}") from None
 
 
-def _recorded_md5(folder: Path) -> str:
+def verified_graph(folder: Path, version: str, detector: AnomalyDetector) -> GraphScorer | None:
+    """The version's ONNX scoring graph once its SHA-256 matches the one its decision
+    record names; None for a version registered without one (``serving.onnx: false``).
+
+    Raises:
+        IntegrityError: naming the version, when the graph is missing or changed.
+    """
+    from anomalyflow.serving.graph import GRAPH_SHA256, load_graph
+
+    try:
+        recorded = _recorded_lineage(folder).get(GRAPH_SHA256)
+        return load_graph(folder / "detector", recorded, detector)
+    except IntegrityError as failed:
+        raise IntegrityError(f"version '{version}' fails verification: {failed}") from None
+
+
+def _recorded_lineage(folder: Path) -> dict[str, Any]:
     path = folder / "decision.json"
     try:
-        recorded = json.loads(path.read_text()).get("lineage", {}).get(WEIGHTS_MD5)
+        lineage = json.loads(path.read_text()).get("lineage", {})
     except (OSError, ValueError, AttributeError) as error:
         raise IntegrityError(f"{path}: cannot be read ({error})") from None
+    if not isinstance(lineage, dict):
+        raise IntegrityError(f"{path}: lineage is not a mapping")
+    return lineage
+
+
+def _recorded_md5(folder: Path) -> str:
+    path = folder / "decision.json"
+    recorded = _recorded_lineage(folder).get(WEIGHTS_MD5)
     if not isinstance(recorded, str):
         raise IntegrityError(f"{path}: no lineage.{WEIGHTS_MD5}, so the weights cannot be checked")
     return recorded

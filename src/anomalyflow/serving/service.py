@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,11 +48,12 @@ from anomalyflow.pipeline.data import schema_from  # noqa: E402
 from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
 from anomalyflow.registry.naming import model_name  # noqa: E402
 from anomalyflow.registry.store import Registry, bentoml_home  # noqa: E402
-from anomalyflow.registry.verify import verified_detector  # noqa: E402
+from anomalyflow.registry.verify import verified_detector, verified_graph  # noqa: E402
 from anomalyflow.serving.client_errors import (  # noqa: E402
     BENTOML_HTTP_LOGGER,
     log_client_errors_as_one_line,
 )
+from anomalyflow.serving.graph import GraphScorer  # noqa: E402
 from anomalyflow.serving.guard import MEGABYTE, RequestGuard, api_token  # noqa: E402
 from anomalyflow.serving.records import (  # noqa: E402
     RequestRejected,
@@ -106,13 +108,26 @@ def _served(registry: Registry) -> tuple[str, str]:
     )
 
 
-def _verified(name: str, version: str) -> AnomalyDetector:
-    """The stored version's detector once its files match what was recorded."""
+@dataclass(frozen=True)
+class ServedModel:
+    """A verified version as served: its detector, and its ONNX graph where it has one."""
+
+    detector: AnomalyDetector
+    graph: GraphScorer | None
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """Raw scores of checked rows: through the graph if there is one, else torch."""
+        return (self.graph or self.detector).decision_function(rows)
+
+
+def _verified(name: str, version: str) -> ServedModel:
+    """The stored version's detector and graph once their files match what was recorded."""
     try:
         stored = bentoml.models.get(f"{name}:{version}")
     except NotFound:
         raise IntegrityError(f"version '{name}:{version}' is not in the model store") from None
-    return verified_detector(Path(stored.path), version)
+    detector = verified_detector(Path(stored.path), version)
+    return ServedModel(detector, verified_graph(Path(stored.path), version, detector))
 
 
 def _params() -> Params:
@@ -127,7 +142,7 @@ def _params() -> Params:
 def _record_model(name: str, version: str) -> type[pydantic.BaseModel]:
     """The documented request record: the served features, a smoke-test row as example.
     Loading the version verifies it (:class:`IntegrityError` on a mismatch)."""
-    detector = _verified(name, version)
+    detector = _verified(name, version).detector
     smoke_rows = Path(bentoml.models.get(f"{name}:{version}").path) / "smoke.npy"
     return record_model(detector.feature_names_, np.load(smoke_rows)[0])
 
@@ -177,7 +192,7 @@ class AnomalyService:
         # One reference swap: a request sees the old pair or the new one, never a mix.
         self.serving = (_verified(name, version), version)
 
-    def _follow_promotions(self) -> tuple[AnomalyDetector, str]:
+    def _follow_promotions(self) -> tuple[ServedModel, str]:
         """The model to use for this request, after picking up a promotion or rollback."""
         if self.follows_registry and self._follower.changed():
             with self._swap:
@@ -189,8 +204,9 @@ class AnomalyService:
                     self.serving = (model, version)
         return self.serving
 
-    def _matrix(self, model: AnomalyDetector, records: list[dict[str, Any]]) -> Any:
-        return records_to_matrix(records, model.feature_names_, self.params.max_batch_records)
+    def _matrix(self, model: ServedModel, records: list[dict[str, Any]]) -> Any:
+        features = model.detector.feature_names_
+        return records_to_matrix(records, features, self.params.max_batch_records)
 
     async def _answer(
         self,
@@ -231,7 +247,8 @@ class AnomalyService:
     @bentoml.api(route="/metadata")
     async def metadata(self) -> dict[str, Any]:
         """The features a record needs, the model version and its threshold."""
-        model, version = self._follow_promotions()
+        served, version = self._follow_promotions()
+        model = served.detector
         return {
             "features": list(model.feature_names_),
             "model_version": version,
@@ -239,9 +256,10 @@ class AnomalyService:
         }
 
     def _score(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        model, version = self._follow_promotions()
-        rows = self._matrix(model, records)
-        scores = finite_scores(model.decision_function(rows))
+        served, version = self._follow_promotions()
+        rows = self._matrix(served, records)
+        scores = finite_scores(served.scores(rows))
+        model = served.detector
         return {
             "model_version": version,
             "threshold": model.threshold_,
@@ -256,9 +274,10 @@ class AnomalyService:
         }
 
     def _explain(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        model, version = self._follow_promotions()
-        rows = self._matrix(model, records)
-        scores = finite_scores(model.decision_function(rows))
+        served, version = self._follow_promotions()
+        rows = self._matrix(served, records)
+        scores = finite_scores(served.scores(rows))
+        model = served.detector
         contributions = finite_scores(model.feature_contributions(rows), "explanation")
         top_k = min(self.params.explain_top_k, rows.shape[1])
         results = []
