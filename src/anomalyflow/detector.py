@@ -11,9 +11,6 @@ without executing code: weights and scaler in safetensors, everything else in JS
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from safetensors.torch import save_file as save_tensors
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from anomalyflow.atomic import default_mode
+from anomalyflow.atomic import atomic_folder
 from anomalyflow.data.reference_stream import ReferenceStream
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.schema import InputError
@@ -245,25 +242,16 @@ class AnomalyDetector(ConfiguredEstimator):
     def save(self, directory: Path | str) -> None:
         """Write ``weights.safetensors``, ``scaler.safetensors`` and ``detector.json``.
 
-        The folder appears whole or not at all: files go to a temporary sibling that is
+        The folder appears whole or not at all: files go to a temporary sibling named
+        after this process (so a run's sweep removes it if the process is killed) that is
         renamed into place, replacing an earlier save.
         """
         check_is_fitted(self)
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with atomic_folder(Path(directory)) as staging:
             save_tensors(_weights(self), str(staging / "weights.safetensors"))
             save_arrays(self.scaler_.state(), str(staging / "scaler.safetensors"))
             description = self.describe() | {"checksums": record_checksums(staging, MODEL_FILES)}
             (staging / "detector.json").write_text(json.dumps(description, indent=2))
-            staging.chmod(default_mode(0o777))  # mkdtemp's folder is private to its owner
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def describe(self) -> dict[str, Any]:
         """What ``detector.json`` holds: shape, threshold, settings and training figures."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from anomalyflow.atomic import sweep_partials
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.integrity import IntegrityError
 from anomalyflow.params import ThresholdParams
@@ -130,3 +134,26 @@ def test_a_saved_model_folder_gets_the_usual_mode(
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+
+
+def test_a_save_killed_half_way_leaves_the_earlier_save_and_a_staging_the_sweep_removes(
+    saved_detectors: list[Path], tmp_path: Path
+) -> None:
+    target = tmp_path / "backbone"
+    shutil.copytree(saved_detectors[0], target)
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "import anomalyflow.detector as module\n"
+         "detector = module.AnomalyDetector.load(sys.argv[1])\n"
+         "module.save_arrays = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+         "detector.save(sys.argv[2])\n",
+         str(saved_detectors[1]), str(target)],
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = (p for p in tmp_path.iterdir() if p != target)  # its weights written, no more
+    assert sweep_partials(tmp_path) == [left]  # named after the killed writer
+    assert [p.name for p in tmp_path.iterdir()] == ["backbone"]
+    reloaded = AnomalyDetector.load(target)  # the earlier save, whole
+    x = make_blobs(rows=50, seed=9)[0]
+    expected = AnomalyDetector.load(saved_detectors[0]).decision_function(x)
+    np.testing.assert_array_equal(reloaded.decision_function(x), expected)
