@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,14 @@ def test_checkpoint_of_an_older_layout_starts_afresh(
     assert stats.resumed_from_epoch == 0
 
 
+@pytest.mark.parametrize("held_out", [50, 2], ids=["fixed-schedule", "early-stopping"])
 def test_finetuning_resumes_after_interruption(
-    fast_settings: DetectorSettings, tmp_path: Path
+    fast_settings: DetectorSettings, tmp_path: Path, held_out: int
 ) -> None:
-    x, y = make_blobs(rows=600)
-    s = fast_settings
+    x, y = make_blobs(rows=600)  # 30 anomalies, 6 held out for validation: early stopping
+    s = replace(  # only when at least `held_out` are, as below 50 (the default)
+        fast_settings, finetune=replace(fast_settings.finetune, min_validation_positives=held_out)
+    )
     backbone, _ = pretrain(x, s.model, s.pretrain, s.runtime)
     clean, _ = finetune(backbone, x, y, s.model, s.finetune, s.runtime)
 
@@ -104,8 +108,6 @@ def test_finetuning_resumes_after_interruption(
 def test_same_seed_same_weights_other_seed_other_weights(
     fast_settings: DetectorSettings,
 ) -> None:
-    from dataclasses import replace
-
     x, _ = make_blobs(rows=400)
     s = fast_settings
     first, _ = pretrain(x, s.model, s.pretrain, s.runtime)
