@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from anomalyflow.cli.common import DEFAULT_PARAMS, ParamsOption, configured, fail, refusing
+from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 from anomalyflow.cli.registry import open_configured_registry
 
 if TYPE_CHECKING:
@@ -18,11 +18,10 @@ if TYPE_CHECKING:
     from anomalyflow.benchmark.protocol import Outcome
     from anomalyflow.benchmark.serving import ServiceFigures
 
-app = typer.Typer()
+app = Commands()
 
 
 @app.command("fit-score")
-@refusing
 def fit_score(
     train: Annotated[Path, typer.Option(help="npz with X and y (1 = labeled anomaly).")],
     test: Annotated[Path, typer.Option(help="npz with X to score.")],
@@ -37,7 +36,6 @@ def fit_score(
 
 
 @app.command()
-@refusing
 def benchmark(
     data: Annotated[list[Path], typer.Argument(help="ADBench-style .npz files (X, y).")],
     label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
@@ -147,7 +145,6 @@ def _measure_speed(data: list[Path], params_path: Path) -> dict[str, Any]:
 
 
 @app.command("pipeline-benchmark")
-@refusing
 def pipeline_benchmark(
     rows: Annotated[int, typer.Option(help="Rows of the batch to validate and check.")] = (
         1_000_000
@@ -173,7 +170,6 @@ def pipeline_benchmark(
 
 
 @app.command("serving-benchmark")
-@refusing
 def serving_benchmark(
     rows: Annotated[int, typer.Option(help="Rows of the generated file to batch-score.")] = (
         5_000_000
@@ -303,7 +299,6 @@ def _serving_payload(service: ServiceFigures, scoring: BatchScoringFigures) -> d
 
 
 @app.command("benchmark-soak")
-@refusing
 def benchmark_soak(
     clients: Annotated[int, typer.Option(min=1, help="Client threads sending at once.")] = 8,
     seconds: Annotated[float, typer.Option(min=3, help="How long the clients send.")] = 60.0,
@@ -354,7 +349,6 @@ def benchmark_soak(
 
 
 @app.command("benchmark-stream")
-@refusing
 def benchmark_stream(
     rows: Annotated[int, typer.Option(min=1000, help="Rows of the generated reference.")] = (
         20_000_000
