@@ -17,6 +17,7 @@ import torch
 from anomalyflow.benchmark.protocol import make_split
 from anomalyflow.data.loaders import read_npz
 from anomalyflow.detector import SCORE_BATCH, AnomalyDetector, DetectorSettings
+from anomalyflow.device import autocast
 from anomalyflow.params import BenchmarkParams
 
 
@@ -80,10 +81,12 @@ def measure(
     assert detector.scaler_ is not None
     network = detector.network()
     scaled = torch.from_numpy(detector.scaler_.transform(rows))
-    with torch.inference_mode():
+    device = next(network.parameters()).device  # where decision_function put it
+    with torch.inference_mode(), autocast(device):
+        network(scaled[:SCORE_BATCH].to(device)).cpu()  # warm-up, as for scoring
         started = time.perf_counter()
         for chunk in scaled.split(SCORE_BATCH):
-            network(chunk)
+            network(chunk.to(device)).float().cpu()  # .cpu() waits for a GPU to finish
         forward_speed = scoring_rows / (time.perf_counter() - started)
 
     memory, seconds, fit_rows = _fit_score_peak_memory(table.x, table.y, test_size, params_path)
