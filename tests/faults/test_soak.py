@@ -44,3 +44,21 @@ def test_a_short_soak_answers_every_request_across_a_promotion_and_a_rollback(
         "rollback",
         "promote",
     ]
+
+
+@pytest.mark.slow
+def test_a_change_refused_mid_soak_ends_it_in_one_line_and_changes_nothing(
+    base: tuple[Path, str, str], project: Path
+) -> None:
+    _, prod, candidate = base  # production P passed its gate; candidate C failed it
+    history_before = cli(project, "history", "--json").stdout
+
+    result = cli(  # promoting C unforced is refused a third of the way in
+        project, "benchmark-soak", "--clients", "2", "--seconds", "6", "--target", candidate
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr  # ended, not left hanging
+    (line,) = result.stderr.strip().splitlines()
+    assert "failed mid-soak" in line and "Traceback" not in result.stdout + result.stderr
+    assert production(project) == prod
+    assert cli(project, "history", "--json").stdout == history_before

@@ -120,11 +120,16 @@ def soak(
         started = time.perf_counter()
         for thread in threads:
             thread.start()
-        changes = _change_registry(params_file, promoted, seconds, started)
-        time.sleep(max(0.0, started + seconds - time.perf_counter()))
-        stop.set()
-        for thread in threads:
-            thread.join()
+        try:  # a change that fails stops the clients too, or they would retry forever
+            rollback = ["rollback", "--reason", "soak benchmark"]
+            if not production.gate_passed:  # it was forced into production: so is its return
+                rollback = ["rollback", "--force", "--reason", "soak benchmark: back to the start"]
+            changes = _change_registry(params_file, promoted, rollback, seconds, started)
+            time.sleep(max(0.0, started + seconds - time.perf_counter()))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
         elapsed = time.perf_counter() - started
     figures = _figures(tallies, elapsed, (clients, batch_every, batch_records), changes)
     strangers = {v: n for v, n in figures["answers_by_version"].items() if v not in in_play}
@@ -186,19 +191,22 @@ def _client(
 
 
 def _change_registry(
-    params_file: Path, promoted: str, seconds: float, started: float
+    params_file: Path, promoted: str, rollback: list[str], seconds: float, started: float
 ) -> list[dict[str, object]]:
-    """Promote ``promoted`` at a third of the soak, roll back at two thirds (the CLI)."""
+    """Promote ``promoted`` at a third of the soak, run ``rollback`` at two thirds (the
+    CLI, as a person would)."""
     changes: list[dict[str, object]] = []
     for share, command in (
         (1 / 3, ["promote", promoted, "--reason", "soak benchmark"]),
-        (2 / 3, ["rollback", "--reason", "soak benchmark"]),
+        (2 / 3, rollback),
     ):
         time.sleep(max(0.0, started + share * seconds - time.perf_counter()))
         at = time.perf_counter()
         done = _anomalyflow([*command, "--params", str(params_file)])
         if done.returncode != 0:
-            raise RegistryError(f"`anomalyflow {command[0]}` failed mid-soak: {done.stderr}")
+            lines = [line.removeprefix("error: ") for line in done.stderr.splitlines() if line]
+            said = "; ".join(lines)  # the refusal stays one line
+            raise RegistryError(f"`anomalyflow {command[0]}` failed mid-soak: {said}")
         changes.append(
             {
                 "action": command[0],
