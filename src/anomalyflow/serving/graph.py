@@ -117,7 +117,7 @@ def load_graph(
         onnx = path.read_bytes()
     except OSError as error:
         raise IntegrityError(f"{path}: cannot be read ({error.strerror})") from None
-    actual = hashlib.sha256(onnx).hexdigest()
+    actual = ScoringGraph(onnx).sha256  # of the bytes loaded below, not a second read
     if actual != recorded_sha256:
         raise IntegrityError(
             f"{path}: SHA-256 {actual} differs from the {recorded_sha256} recorded when it "
