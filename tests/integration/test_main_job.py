@@ -149,22 +149,20 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
         np.savez(tmp_path / f"blobs{seed}.npz", X=x, y=y)
     (tmp_path / "params.yaml").write_text(SMALL)
 
-    result = runner.invoke(
-        app,
-        [
-            "benchmark",
-            str(tmp_path / "blobs1.npz"),
-            str(tmp_path / "blobs2.npz"),
-            "--label-ratio",
-            "0.1",
-            "--seeds",
-            "1",
-            "--out",
-            str(tmp_path / "out"),
-            "--params",
-            str(tmp_path / "params.yaml"),
-        ],
-    )
+    command = [
+        "benchmark",
+        str(tmp_path / "blobs1.npz"),
+        str(tmp_path / "blobs2.npz"),
+        "--label-ratio",
+        "0.1",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        "--params",
+        str(tmp_path / "params.yaml"),
+    ]
+    result = runner.invoke(app, command)
 
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "out" / "benchmark-ratio-0.1.json").read_text())
@@ -185,3 +183,17 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
     assert payload["speed"]["fit_score_peak_memory_mib"] > 0
     assert (tmp_path / "out" / "benchmark-ratio-0.1.png").stat().st_size > 1000
     assert "MEAN" in result.output and "rows/s" in result.output
+
+    # The same command with --resume reuses every journaled unit: nothing is fitted again.
+    again = runner.invoke(app, [*command, "--resume", "--no-speed"])
+    assert again.exit_code == 0, again.output
+    resumed = json.loads((tmp_path / "out" / "benchmark-ratio-0.1.json").read_text())
+    assert resumed["outcomes"] == payload["outcomes"]  # fit seconds too: none re-ran
+
+    # Another budget cannot resume this run's journal; it refuses and leaves the report.
+    (tmp_path / "out" / "benchmark-labels-3.jsonl").write_bytes(
+        (tmp_path / "out" / "benchmark-ratio-0.1.jsonl").read_bytes()
+    )
+    other = runner.invoke(app, [*command, "--labels", "3", "--resume", "--no-speed"])
+    assert other.exit_code == 2 and "budget" in other.output
+    assert not (tmp_path / "out" / "benchmark-labels-3.json").exists()

@@ -205,34 +205,35 @@ def methods(
     }
 
 
-def run_protocol(
-    paths: list[Path],
-    settings: DetectorSettings,
-    label_ratio: float,
-    seeds: int,
-    row_cap: int,
-    test_size: float,
-    on_outcome: Callable[[Outcome], None] | None = None,
-    chosen: dict[str, Method] | None = None,
-    labels: int | None = None,
-) -> list[Outcome]:
-    """Every method (or those ``chosen``) on every data set and seed, on identical splits.
+@dataclass(frozen=True)
+class Budget:
+    """How a data set becomes a split: the labels kept, the row cap and the test share.
 
-    ``labels``, when given, labels that many train anomalies instead of ``label_ratio``.
+    Attributes:
+        label_ratio: share of train anomalies that keep their label.
+        labels: that many train anomalies keep their label instead (ADGym's protocol).
+        row_cap: rows kept per data set (stratified subsample).
+        test_size: share of the kept rows held out for scoring.
+    """
+
+    label_ratio: float
+    labels: int | None
+    row_cap: int
+    test_size: float
+
+
+def run_unit(path: Path, seed: int, chosen: dict[str, Method], budget: Budget) -> list[Outcome]:
+    """One unit of the protocol: every ``chosen`` method on one data set's split for ``seed``.
+
+    Units share nothing, so a run can spread them over processes and keep those finished.
     """
     _import_peers()
-    outcomes = []
-    for path in paths:
-        table = read_npz(path, require_labels=True)
-        assert table.y is not None
-        for seed in range(seeds):
-            split = make_split(table.x, table.y, label_ratio, seed, row_cap, test_size, labels)
-            for name, method in (chosen or methods(settings, label_ratio, labels)).items():
-                outcome = _run_one(path.stem, seed, name, method, split)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-    return outcomes
+    table = read_npz(path, require_labels=True)
+    assert table.y is not None
+    split = make_split(
+        table.x, table.y, budget.label_ratio, seed, budget.row_cap, budget.test_size, budget.labels
+    )
+    return [_run_one(path.stem, seed, name, method, split) for name, method in chosen.items()]
 
 
 def _run_one(dataset: str, seed: int, name: str, method: Method, split: Split) -> Outcome:

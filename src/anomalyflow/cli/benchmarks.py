@@ -15,7 +15,7 @@ from anomalyflow.cli.registry import open_configured_registry
 
 if TYPE_CHECKING:
     from anomalyflow.benchmark.batch_scoring import BatchScoringFigures
-    from anomalyflow.benchmark.protocol import Outcome
+    from anomalyflow.benchmark.protocol import Budget, Outcome
     from anomalyflow.benchmark.serving import ServiceFigures
 
 app = Commands()
@@ -51,12 +51,23 @@ def benchmark(
         "benchmark-results"
     ),
     speed: Annotated[bool, typer.Option(help="Also measure throughput and memory.")] = True,
+    jobs: Annotated[
+        int, typer.Option(help="Processes, one thread each: data sets and seeds in parallel.")
+    ] = 1,
+    resume: Annotated[
+        bool, typer.Option(help="Keep the units that OUT's journal of this same run finished.")
+    ] = False,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """Run the few-label protocol: AnomalyFlow beside its peers on identical splits."""
-    from anomalyflow.atomic import write_json
-    from anomalyflow.benchmark import peers, report
-    from anomalyflow.benchmark.protocol import run_protocol
+    """Run the few-label protocol: AnomalyFlow beside its peers on identical splits.
+
+    Each finished data set and seed is journaled in OUT as it ends, so a killed run
+    resumes with --resume (the same command), on this machine or from another's journal.
+    """
+    from anomalyflow.benchmark import peers
+    from anomalyflow.benchmark.journal import Journal
+    from anomalyflow.benchmark.protocol import Budget
+    from anomalyflow.benchmark.runner import run_benchmark, run_description
     from anomalyflow.detector import DetectorSettings
 
     params = configured(params_path)
@@ -65,32 +76,58 @@ def benchmark(
         fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
     if labels is not None and labels < 0:
         fail(f"--labels must be 0 or more, got {labels}")
-    bench = params.benchmark
+    if jobs < 1:
+        fail(f"--jobs must be 1 or more, got {jobs}")
+    budget = Budget(label_ratio, labels, params.benchmark.row_cap, params.benchmark.test_size)
     choice = peers.protocol_methods(settings, label_ratio, labels)
     for name, install in choice.skipped.items():
         typer.echo(f"skipped {name}: its library does not import; install: {install}")
-    split = (label_ratio, seeds, bench.row_cap, bench.test_size)
-    run = run_protocol(data, settings, *split, _progress, chosen=choice.run, labels=labels)
-    outcomes, notes = _with_best_peer(run, report.headline_metric(label_ratio, labels), labels)
-    typer.echo(report.table(outcomes, label_ratio, labels))
-    summary = report.summarize(outcomes, label_ratio, labels)
-    payload: dict[str, Any] = {
-        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
-        "row_cap": bench.row_cap,
-        "seeds": seeds,
-        "summary": summary,
-        "skipped_peers": choice.skipped,
-        **notes,
-        "outcomes": [asdict(o) for o in outcomes],
-        "markdown": report.markdown_table(outcomes, label_ratio, labels),
-    }
-    _echo_wins(summary)
+    names = list(choice.run)
+    tag = f"ratio-{label_ratio:g}" if labels is None else f"labels-{labels}"
+    run = run_description(data, settings, budget, names)
+    journal = Journal.start(out / f"benchmark-{tag}.jsonl", run, resume)
+    if journal.units:
+        typer.echo(f"resuming: {len(journal.units)} data set and seed units from {journal.path}")
+    units = [(path, seed) for path in data for seed in range(seeds)]
+    outcomes = run_benchmark(units, settings, budget, names, journal, jobs, _progress)
+    payload = _report(outcomes, budget, seeds, choice.skipped)
     if speed:
         payload["speed"] = _measure_speed(data, params_path)
-    tag = f"ratio-{label_ratio:g}" if labels is None else f"labels-{labels}"
-    write_json(out / f"benchmark-{tag}.json", payload)
-    report.plot(outcomes, label_ratio, out / f"benchmark-{tag}.png", labels)
-    typer.echo(f"wrote {out / f'benchmark-{tag}.json'} and {out / f'benchmark-{tag}.png'}")
+    _write_report(payload, outcomes, budget, out, f"benchmark-{tag}")
+
+
+def _report(
+    run: list[Outcome], budget: Budget, seeds: int, skipped: dict[str, str]
+) -> dict[str, Any]:
+    """Print the run's table and wins; return everything the JSON report holds."""
+    from anomalyflow.benchmark import report
+
+    ratio, labels = budget.label_ratio, budget.labels
+    outcomes, notes = _with_best_peer(run, report.headline_metric(ratio, labels), labels)
+    typer.echo(report.table(outcomes, ratio, labels))
+    summary = report.summarize(outcomes, ratio, labels)
+    _echo_wins(summary)
+    return {
+        "command": " ".join(["anomalyflow", *sys.argv[1:]]),
+        "row_cap": budget.row_cap,
+        "seeds": seeds,
+        "summary": summary,
+        "skipped_peers": skipped,
+        **notes,
+        "outcomes": [asdict(o) for o in outcomes],
+        "markdown": report.markdown_table(outcomes, ratio, labels),
+    }
+
+
+def _write_report(
+    payload: dict[str, Any], outcomes: list[Outcome], budget: Budget, out: Path, name: str
+) -> None:
+    from anomalyflow.atomic import write_json
+    from anomalyflow.benchmark import report
+
+    write_json(out / f"{name}.json", payload)
+    report.plot(outcomes, budget.label_ratio, out / f"{name}.png", budget.labels)
+    typer.echo(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")
 
 
 def _with_best_peer(
@@ -107,12 +144,13 @@ def _with_best_peer(
     return (peers.with_best_peer(outcomes, metric) if best else outcomes), notes
 
 
-def _progress(o: Outcome) -> None:
-    typer.echo(
-        f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}auroc {o.auroc:.3f}  "
-        f"auprc {o.auprc:.3f}  {o.seconds:6.1f} s",
-        err=True,
-    )
+def _progress(unit: list[Outcome]) -> None:
+    for o in unit:
+        typer.echo(
+            f"  {o.dataset:<18} seed {o.seed}  {o.method:<24}auroc {o.auroc:.3f}  "
+            f"auprc {o.auprc:.3f}  {o.seconds:6.1f} s",
+            err=True,
+        )
 
 
 def _echo_wins(summary: dict[str, Any]) -> None:

@@ -11,12 +11,13 @@ import pytest
 from anomalyflow.benchmark import report
 from anomalyflow.benchmark.cost import BASELINE, PHASES, cost_summary, fit_seconds
 from anomalyflow.benchmark.protocol import (
+    Budget,
     Outcome,
     anomalyflow_method,
     catboost,
     isolation_forest,
     make_split,
-    run_protocol,
+    run_unit,
 )
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from tests.conftest import make_blobs
@@ -41,7 +42,7 @@ def tiny_run(tmp_path: Path, tiny_settings: DetectorSettings) -> list[Outcome]:
         "isolation_forest": isolation_forest,
         BASELINE: catboost,
     }
-    return run_protocol([path], tiny_settings, 0.2, 1, 10_000, 0.3, chosen=chosen)
+    return run_unit(path, 0, chosen, Budget(0.2, None, row_cap=10_000, test_size=0.3))
 
 
 def test_every_outcome_has_positive_fit_and_score_seconds(tiny_run: list[Outcome]) -> None:

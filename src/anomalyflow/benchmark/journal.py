@@ -1,0 +1,98 @@
+"""A benchmark's journal: each finished unit's outcomes, one JSON line, written as it ends.
+
+A run at every budget is hours of work; killed half-way (or run on another machine's
+cores) it must not start over. The journal's first line records what the run is (label
+budget, row cap, test share, methods, detector settings, each data set's SHA-256); a
+resumed run reuses its units only when that record is exactly the new run's, so a unit is
+never mixed into a run it was not part of. A last line cut short by a kill is dropped (that
+unit runs again); damage anywhere else is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.atomic import write_text
+from anomalyflow.benchmark.protocol import Outcome
+from anomalyflow.errors import Refusal
+
+FORMAT = 1
+
+UnitKey = tuple[str, int]
+"""A unit: the data set's name and the seed."""
+
+
+class JournalRefused(Refusal):
+    """A journal that cannot be resumed: another run's, or damaged."""
+
+
+@dataclass
+class Journal:
+    """The outcomes of the units finished so far, and the file they are appended to."""
+
+    path: Path
+    units: dict[UnitKey, list[Outcome]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, path: Path, run: dict[str, Any], resume: bool) -> Journal:
+        """Open ``path`` for ``run``: a new journal, or with ``resume`` the one there.
+
+        Raises:
+            JournalRefused: resuming a journal of another run, or a damaged one.
+        """
+        run = json.loads(json.dumps(run, default=str))  # as it reads back from the file
+        header = json.dumps({"journal": FORMAT, "run": run}, sort_keys=True)
+        if not (resume and path.exists()):
+            write_text(path, header + "\n")
+            return cls(path)
+        complete, _, cut_short = path.read_text().rpartition("\n")
+        lines = complete.split("\n")
+        _check_header(path, lines[0], run)
+        journal = cls(path)
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                journal._keep(json.loads(line))
+            except (ValueError, TypeError, KeyError) as error:
+                raise JournalRefused(
+                    f"{path}: line {number} is not a unit's outcomes ({error}); "
+                    "delete the file or run without --resume"
+                ) from None
+        if cut_short:  # a last line a kill cut short: that unit runs again
+            write_text(path, complete + "\n")
+        return journal
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Append one finished unit's outcomes, on disk before this returns."""
+        entry = {"outcomes": [asdict(o) for o in outcomes]}
+        with self.path.open("a") as file:
+            file.write(json.dumps(entry) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        self._keep(entry)
+
+    def _keep(self, entry: dict[str, Any]) -> None:
+        outcomes = [Outcome(**o) for o in entry["outcomes"]]
+        if not outcomes:
+            raise ValueError("no outcomes")
+        self.units[(outcomes[0].dataset, outcomes[0].seed)] = outcomes
+
+
+def _check_header(path: Path, line: str, run: dict[str, Any]) -> None:
+    """Refuse a journal whose first line is not this ``run``'s, naming what differs."""
+    try:
+        recorded = json.loads(line)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict) or recorded.get("journal") != FORMAT:
+        raise JournalRefused(f"{path}: line 1 is not a benchmark journal's header")
+    theirs = recorded.get("run", {})
+    differ = sorted(k for k in run.keys() | theirs.keys() if theirs.get(k) != run.get(k))
+    if differ:
+        raise JournalRefused(
+            f"{path} is another run's ({', '.join(differ)} differ); resume only the same "
+            "command, or run without --resume to start a new journal"
+        )

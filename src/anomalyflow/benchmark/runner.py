@@ -1,0 +1,102 @@
+"""The protocol as units spread over processes, each unit journaled as it ends.
+
+A unit is one data set and seed: every method on one split. Units share nothing, so a run
+at every budget (hours on two cores) spreads over the cores of a bigger machine with
+``jobs``, and a run killed half-way resumes from its journal. Each worker process is given
+one thread (torch, OpenMP), so ``jobs`` processes use ``jobs`` cores and do not slow each
+other down by fighting over threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.benchmark.journal import Journal
+from anomalyflow.benchmark.protocol import Budget, Outcome, run_unit
+from anomalyflow.detector import DetectorSettings
+from anomalyflow.integrity import file_sha256
+
+Unit = tuple[Path, int]
+"""A data set's file and a seed."""
+
+
+def run_description(
+    paths: list[Path], settings: DetectorSettings, budget: Budget, names: list[str]
+) -> dict[str, Any]:
+    """What a run is, as its journal records it: a unit is reused only by the same run."""
+    return {
+        "budget": asdict(budget),
+        "methods": sorted(names),
+        "settings": asdict(settings),
+        "data": {path.stem: file_sha256(path) for path in paths},
+    }
+
+
+def run_benchmark(
+    units: list[Unit],
+    settings: DetectorSettings,
+    budget: Budget,
+    names: list[str],
+    journal: Journal,
+    jobs: int = 1,
+    on_unit: Callable[[list[Outcome]], None] | None = None,
+) -> list[Outcome]:
+    """Every method ``names`` on every unit not yet in ``journal``, ``jobs`` at a time.
+
+    Returns the outcomes of every unit (those resumed included) in the order of ``units``.
+    A unit that fails stops the run; the units finished before it stay in the journal.
+    """
+    todo = [unit for unit in units if (unit[0].stem, unit[1]) not in journal.units]
+    for outcomes in _finished_units(todo, settings, budget, names, jobs):
+        journal.record(outcomes)
+        if on_unit is not None:
+            on_unit(outcomes)
+    return [o for path, seed in units for o in journal.units[(path.stem, seed)]]
+
+
+def _finished_units(
+    todo: list[Unit], settings: DetectorSettings, budget: Budget, names: list[str], jobs: int
+) -> Iterator[list[Outcome]]:
+    """Each unit's outcomes as it finishes: in order with one job, biggest first with more."""
+    if jobs == 1:
+        for path, seed in todo:
+            yield unit_outcomes(path, seed, settings, budget, names)
+        return
+    biggest_first = sorted(todo, key=lambda unit: -unit[0].stat().st_size)
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
+        pending: set[Future[list[Outcome]]] = {
+            pool.submit(unit_outcomes, path, seed, settings, budget, names)
+            for path, seed in biggest_first
+        }
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                yield future.result()
+
+
+def unit_outcomes(
+    path: Path, seed: int, settings: DetectorSettings, budget: Budget, names: list[str]
+) -> list[Outcome]:
+    """Run one unit with the methods ``names`` (a worker rebuilds them: closures don't pickle)."""
+    from anomalyflow.benchmark.peers import protocol_methods
+
+    every = protocol_methods(settings, budget.label_ratio, budget.labels).run
+    return run_unit(path, seed, {name: every[name] for name in names}, budget)
+
+
+def _one_thread() -> None:
+    """Give a worker process one thread, so ``jobs`` workers fit ``jobs`` cores."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
