@@ -1,5 +1,6 @@
 """The ``anomalyflow`` command, assembled from sub-apps that each keep their commands
-beside the code they drive: the pipeline, the registry, serving, and benchmarks.
+beside the code they drive: the pipeline, the registry, serving, detection quality
+and speed benchmarks.
 
 Bad input ends with a one-line error naming the file, key or column and the rule, and
 exit code 2 (see :mod:`anomalyflow.cli.common`).
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from anomalyflow.cli import benchmarks, init, pipeline, registry, replay, serving
+from anomalyflow.cli import benchmarks, init, pipeline, quality, registry, replay, serving
 from anomalyflow.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(serving.app)
 app.add_typer(replay.app)
+app.add_typer(quality.app)
 app.add_typer(benchmarks.app)
 app.add_typer(init.app)
 
