@@ -180,3 +180,24 @@ def _measure_speed(data: list[Path], params_path: Path) -> dict[str, Any]:
         f"{figures.fit_score_seconds:.0f} s"
     )
     return asdict(figures) | {"scoring_to_forward_ratio": figures.scoring_to_forward_ratio}
+
+
+@app.command("benchmark-efficiency")
+def benchmark_efficiency(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(help="Reports of benchmark --labels N (and of --label-ratio 0)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the plot (PNG).")] = Path(
+        "benchmark-results/label-efficiency.png"
+    ),
+) -> None:
+    """Mean AUPRC against labeled anomalies: AnomalyFlow, CatBoost, the best (deep) peer."""
+    from anomalyflow.benchmark.efficiency import curves, plot_curves, read_points
+
+    drawn = curves(read_points(reports))
+    for curve in drawn:
+        figures = "  ".join(f"{count} labels {auprc:.3f}" for count, auprc in curve.points.items())
+        typer.echo(f"{curve.method:<14}{figures}")
+    plot_curves(drawn, out)
+    typer.echo(f"wrote {out}")
