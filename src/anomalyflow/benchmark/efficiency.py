@@ -3,7 +3,8 @@
 A fraud team thinks in confirmed cases ("we have 10"), so the curve's axis is ADGym's count
 of labels: one ``anomalyflow benchmark --labels N`` report per point, and the no-label run
 (``--label-ratio 0``) as the point at 0. Drawn: AnomalyFlow, CatBoost, the best deep peer
-(DevNet or PReNet, whichever is higher over the points) and the per-data-set best peer.
+(DevNet or PReNet, whichever is higher over the points) and the per-data-set best peer,
+in hindsight and as chosen on the other seeds.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from anomalyflow.atomic import atomic_path
-from anomalyflow.benchmark.peers import BEST_PEER
+from anomalyflow.benchmark.peers import BEST_PEER, HELD_OUT_BEST_PEER
 from anomalyflow.errors import Refusal
 
 DEEP_PEERS = ("devnet", "prenet")
-DRAWN = ("anomalyflow", "catboost", BEST_PEER)
+DRAWN = ("anomalyflow", "catboost", BEST_PEER, HELD_OUT_BEST_PEER)
 
 
 class ReportRefused(Refusal):
@@ -86,10 +87,11 @@ def curves(points: dict[int, dict[str, float]]) -> list[Curve]:
     shared = [p for p in points.values() if all(d in p for d in DEEP_PEERS)]
     deep = max(DEEP_PEERS, key=lambda d: sum(p[d] for p in shared)) if shared else None
     chosen = [*DRAWN, *([deep] if deep else [])]
-    return [
+    drawn = [
         Curve(name, {n: at[name] for n, at in sorted(points.items()) if name in at})
         for name in chosen
     ]
+    return [curve for curve in drawn if curve.points]
 
 
 def plot_curves(drawn: list[Curve], path: Path) -> None:
@@ -101,7 +103,7 @@ def plot_curves(drawn: list[Curve], path: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for curve in drawn:
-        style = "--" if curve.method == BEST_PEER else "-"
+        style = "--" if curve.method in (BEST_PEER, HELD_OUT_BEST_PEER) else "-"
         counts = list(curve.points)
         axis.plot(counts, list(curve.points.values()), style, marker="o", label=curve.method)
     axis.set_xlabel("labeled anomalies in the train split")

@@ -141,7 +141,9 @@ def _with_best_peer(
     for split, count in short.items():
         typer.echo(f"{split}: fewer than {labels} train anomalies; all {count} labeled")
     notes = {"best_peer_per_dataset": best, "fewer_anomalies_than_labels": short}
-    return (peers.with_best_peer(outcomes, metric) if best else outcomes), notes
+    if not best:
+        return outcomes, notes
+    return peers.with_held_out_best_peer(peers.with_best_peer(outcomes, metric), metric), notes
 
 
 def _progress(unit: list[Outcome]) -> None:

@@ -8,6 +8,7 @@ import pytest
 from anomalyflow.benchmark import peers
 from anomalyflow.benchmark.peers import (
     BEST_PEER,
+    HELD_OUT_BEST_PEER,
     OPTIONAL_PEERS,
     OptionalPeer,
     best_peer_choices,
@@ -16,6 +17,7 @@ from anomalyflow.benchmark.peers import (
     protocol_methods,
     short_of_labels,
     with_best_peer,
+    with_held_out_best_peer,
 )
 from anomalyflow.benchmark.protocol import Outcome, isolation_forest, make_split
 from anomalyflow.detector import DetectorSettings
@@ -95,5 +97,24 @@ def test_best_peer_is_the_best_peer_per_data_set_never_anomalyflow() -> None:
     assert {(o.dataset, o.auprc) for o in best} == {("a", 0.7), ("b", 0.8)}
 
 
-def _outcome(dataset: str, method: str, auprc: float, labeled: int = 1) -> Outcome:
-    return Outcome(dataset, 0, method, 0.5, auprc, 1.0, 0.9, 0.1, labeled=labeled)
+def test_the_held_out_best_peer_is_chosen_on_the_other_seeds_only() -> None:
+    per_seed = {"xgbod": [0.9, 0.1, 0.1], "catboost": [0.2, 0.5, 0.5], "anomalyflow": [1.0] * 3}
+    outcomes = [
+        _outcome("a", method, auprc, seed=seed)
+        for method, scores in per_seed.items()
+        for seed, auprc in enumerate(scores)
+    ]
+    with_both = with_held_out_best_peer(with_best_peer(outcomes, "auprc"), "auprc")
+
+    def scores(name: str) -> list[float]:
+        return [o.auprc for o in sorted(with_both, key=lambda o: o.seed) if o.method == name]
+
+    assert scores(BEST_PEER) == [0.2, 0.5, 0.5]  # catboost: best mean, in hindsight
+    # seed 0 is scored by the best on seeds 1-2 (catboost), seeds 1 and 2 by xgbod
+    assert scores(HELD_OUT_BEST_PEER) == [0.2, 0.1, 0.1]
+    one_seed = [o for o in outcomes if o.seed == 0]
+    assert with_held_out_best_peer(one_seed, "auprc") == one_seed  # no other seed to choose on
+
+
+def _outcome(dataset: str, method: str, auprc: float, labeled: int = 1, seed: int = 0) -> Outcome:
+    return Outcome(dataset, seed, method, 0.5, auprc, 1.0, 0.9, 0.1, labeled=labeled)
