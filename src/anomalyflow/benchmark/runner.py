@@ -9,11 +9,13 @@ other down by fighting over threads.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,39 @@ Unit = tuple[Path, int]
 def run_description(
     paths: list[Path], settings: DetectorSettings, budget: Budget, names: list[str]
 ) -> dict[str, Any]:
-    """What a run is, as its journal records it: a unit is reused only by the same run."""
+    """What a run is, as its journal records it: a unit is reused only by the same run.
+
+    The same run means the same budget, methods, detector settings and data files, and
+    the same code: AnomalyFlow's sources and the versions of the libraries every method
+    stands on.
+    """
     return {
         "budget": asdict(budget),
         "methods": sorted(names),
         "settings": asdict(settings),
         "data": {path.stem: file_sha256(path) for path in paths},
+        "code": _source_sha256(),
+        "libraries": {name: _version(name) for name in LIBRARIES},
     }
+
+
+LIBRARIES = ("numpy", "torch", "scikit-learn", "catboost", "xgboost", "pyod", "deepod")
+
+
+def _source_sha256() -> str:
+    """One SHA-256 over AnomalyFlow's Python sources: a changed line is another run."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def run_benchmark(

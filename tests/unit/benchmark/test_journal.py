@@ -81,7 +81,7 @@ def test_without_resume_a_new_journal_replaces_the_old(
     assert len(journal.read_text().splitlines()) == 5
 
 
-@pytest.mark.parametrize("change", ["budget", "settings", "data"])
+@pytest.mark.parametrize("change", ["budget", "settings", "data", "code"])
 def test_resuming_another_runs_journal_is_refused_and_leaves_it(
     units: list[Unit], fast_settings: DetectorSettings, tmp_path: Path, change: str
 ) -> None:
@@ -96,6 +96,8 @@ def test_resuming_another_runs_journal_is_refused_and_leaves_it(
     elif change == "settings":
         other = replace(fast_settings, finetune=replace(fast_settings.finetune, max_epochs=3))
         description = run_description(sorted({p for p, _ in units}), other, BUDGET, NAMES)
+    elif change == "code":  # as recorded by a checkout whose sources differ
+        description = description | {"code": "0" * 64}
     else:
         x, y = make_blobs(rows=400, seed=9)
         np.savez(units[0][0], X=x, y=y)
