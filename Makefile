@@ -35,9 +35,22 @@ lint: install
 	$(BIN)/ruff format --check src tests flows tools
 	$(BIN)/mypy
 
+# Every label budget of docs/benchmarks.md with every peer (XGBOD, DevNet and PReNet are
+# installed here), then the label-efficiency plot. Hours on 2 cores: JOBS=N spreads data sets
+# and seeds over N processes, and a killed `make benchmark` goes on where it stopped
+# (--resume keeps each budget's finished units when the code, data and settings are the same).
+JOBS ?= 1
+BUDGETS := --label-ratio=0.01 --label-ratio=0.5 --labels=5 --labels=10 --labels=25
 benchmark: install
-	$(BIN)/anomalyflow benchmark $(DATASETS)/*.npz --label-ratio 0.05 --seeds 3
-	$(BIN)/anomalyflow benchmark $(DATASETS)/*.npz --label-ratio 0 --seeds 3 --no-speed
+	$(BIN)/python -m pip install --quiet -e ".[peers]"
+	$(BIN)/python -m pip install --quiet --no-deps deepod==0.4.1
+	$(BIN)/anomalyflow benchmark $(DATASETS)/*.npz --label-ratio 0.05 --seeds 3 --jobs $(JOBS) --resume
+	for budget in $(BUDGETS) --label-ratio=0; do \
+		$(BIN)/anomalyflow benchmark $(DATASETS)/*.npz $$budget --seeds 3 --no-speed --jobs $(JOBS) --resume || exit 1; \
+	done
+	$(BIN)/anomalyflow benchmark-efficiency benchmark-results/benchmark-ratio-0.json \
+		benchmark-results/benchmark-labels-5.json benchmark-results/benchmark-labels-10.json \
+		benchmark-results/benchmark-labels-25.json --out benchmark-results/label-efficiency.png
 
 clean:
 	rm -rf data artifacts benchmark-results
