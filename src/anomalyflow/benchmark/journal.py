@@ -42,13 +42,20 @@ class Journal:
         """Open ``path`` for ``run``: a new journal, or with ``resume`` the one there.
 
         Raises:
-            JournalRefused: resuming a journal of another run, or a damaged one.
+            JournalRefused: resuming a journal of another run, or a damaged one; or,
+                without ``resume``, a journal there that holds finished units (hours of
+                work are not thrown away unasked).
         """
         run = json.loads(json.dumps(run, default=str))  # as it reads back from the file
         header = json.dumps({"journal": FORMAT, "run": run}, sort_keys=True)
-        if not (resume and path.exists()):
+        if not path.exists() or (not resume and _units_in(path) == 0):
             write_text(path, header + "\n")
             return cls(path)
+        if not resume:
+            raise JournalRefused(
+                f"{path} holds {_units_in(path)} finished units of a run: pass --resume to "
+                "keep them (the same command goes on), or remove the file to start over"
+            )
         complete, _, cut_short = path.read_text().rpartition("\n")
         lines = complete.split("\n")
         _check_header(path, lines[0], run)
@@ -79,6 +86,11 @@ class Journal:
         if not outcomes:
             raise ValueError("no outcomes")
         self.units[(outcomes[0].dataset, outcomes[0].seed)] = outcomes
+
+
+def _units_in(path: Path) -> int:
+    """Lines after the header: finished units (a last one cut short counted too)."""
+    return max(0, len(path.read_text().splitlines()) - 1)
 
 
 def _check_header(path: Path, line: str, run: dict[str, Any]) -> None:

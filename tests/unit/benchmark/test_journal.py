@@ -71,14 +71,15 @@ def test_parallel_jobs_give_the_outcomes_of_one_job(
     ]
 
 
-def test_without_resume_a_new_journal_replaces_the_old(
+def test_without_resume_a_journal_with_finished_units_is_refused_not_replaced(
     units: list[Unit], fast_settings: DetectorSettings, tmp_path: Path
 ) -> None:
     journal = tmp_path / "run.jsonl"
     _run(units, fast_settings, journal, resume=False)
-    _, ran = _run(units, fast_settings, journal, resume=False)
-    assert len(ran) == 4
-    assert len(journal.read_text().splitlines()) == 5
+    before = journal.read_bytes()
+    with pytest.raises(JournalRefused, match="--resume"):
+        _run(units, fast_settings, journal, resume=False)
+    assert journal.read_bytes() == before
 
 
 @pytest.mark.parametrize("change", ["budget", "settings", "data", "code"])
