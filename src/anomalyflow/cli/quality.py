@@ -200,6 +200,6 @@ def benchmark_efficiency(
     drawn = curves(read_points(reports))
     for curve in drawn:
         figures = "  ".join(f"{count} labels {auprc:.3f}" for count, auprc in curve.points.items())
-        typer.echo(f"{curve.method:<14}{figures}")
+        typer.echo(f"{curve.method:<20}{figures}")
     plot_curves(drawn, out)
     typer.echo(f"wrote {out}")
