@@ -2,9 +2,10 @@
 
 A run at every budget is hours of work; killed half-way (or run on another machine's
 cores) it must not start over. The journal's first line records what the run is (label
-budget, row cap, test share, methods, detector settings, each data set's SHA-256); a
-resumed run reuses its units only when that record is exactly the new run's, so a unit is
-never mixed into a run it was not part of. A last line cut short by a kill is dropped (that
+budget, row cap, test share, methods, detector settings, each data set's SHA-256, the
+code's SHA-256 and the libraries' versions); a resumed run reuses its units only when
+that record is exactly the new run's, so a unit is never mixed into a run it was not
+part of. A last line cut short by a kill is dropped (that
 unit runs again); damage anywhere else is refused.
 """
 
@@ -27,7 +28,7 @@ UnitKey = tuple[str, int]
 
 
 class JournalRefused(Refusal):
-    """A journal that cannot be resumed: another run's, or damaged."""
+    """A journal that cannot be used: another run's, damaged, or (unasked) one to replace."""
 
 
 @dataclass
