@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -97,8 +98,7 @@ def _finished_units(
             yield unit_outcomes(path, seed, settings, budget, names)
         return
     biggest_first = sorted(todo, key=lambda unit: -unit[0].stat().st_size)
-    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
+    with worker_pool(jobs) as pool:
         pending: set[Future[list[Outcome]]] = {
             pool.submit(unit_outcomes, path, seed, settings, budget, names)
             for path, seed in biggest_first
@@ -122,9 +122,46 @@ def unit_outcomes(
     return run_unit(path, seed, {name: every[name] for name in names}, budget)
 
 
+@contextmanager
+def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``jobs`` worker processes, each held to one thread (spawned: torch and fork do not mix)."""
+    context = multiprocessing.get_context("spawn")
+    with (
+        _single_threaded_children(),
+        ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool,
+    ):
+        yield pool
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Read by OpenMP and the BLAS libraries once, when they load: before the worker's first line."""
+
+
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Start worker processes with one thread per library, and leave this process as it was.
+
+    A spawned worker imports numpy and torch while it unpickles its first task, before any
+    initializer runs, so the limits must be in the environment it inherits. Without them
+    each worker's BLAS starts a thread per core: two workers on two cores ran their units
+    four to five times slower than one process alone.
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _one_thread() -> None:
-    """Give a worker process one thread, so ``jobs`` workers fit ``jobs`` cores."""
-    os.environ["OMP_NUM_THREADS"] = "1"
+    """Hold a worker to one thread: torch's own pool, and any thread pool already loaded."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
