@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -128,7 +130,9 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
     context = multiprocessing.get_context("spawn")
     with (
         _single_threaded_children(),
-        ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool,
+        ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+        ) as pool,
     ):
         yield pool
 
@@ -158,10 +162,22 @@ def _single_threaded_children() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _one_thread() -> None:
-    """Hold a worker to one thread: torch's own pool, and any thread pool already loaded."""
+def _start_worker(parent: int) -> None:
+    """Hold a worker to one thread, and end it with the run that started it."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
-    threadpool_limits(1)
+    torch.set_num_threads(1)  # torch's own pool
+    threadpool_limits(1)  # any BLAS or OpenMP pool already loaded
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once ``parent`` is gone (killed: no one would read its unit).
+
+    Otherwise a killed run's workers finish the units they hold, minutes of every core,
+    before they notice; a new run started meanwhile would share the cores with them.
+    """
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
