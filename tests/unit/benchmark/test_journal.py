@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,6 +70,23 @@ def test_parallel_jobs_give_the_outcomes_of_one_job(
     assert [(o.dataset, o.seed, o.method, o.auprc) for o in two] == [
         (o.dataset, o.seed, o.method, o.auprc) for o in one
     ]
+
+
+def test_with_jobs_each_unit_is_journaled_as_it_ends_not_with_the_last(
+    fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    small, large = tmp_path / "small.npz", tmp_path / "large.npz"
+    for path, rows in ((small, 300), (large, 200_000)):
+        x, y = make_blobs(rows=rows, features=12, seed=rows)
+        np.savez(path, X=x, y=y)
+    names = ["hist_gradient_boosting"]  # seconds on the large set, a blink on the small one
+    units = [(large, 0), (small, 0)]
+    journal = Journal.start(tmp_path / "run.jsonl", {}, resume=False)
+    ended: list[float] = []
+    run_benchmark(
+        units, fast_settings, BUDGET, names, journal, 2, lambda _: ended.append(time.monotonic())
+    )
+    assert ended[1] - ended[0] > 0.1  # the small unit was on disk while the large one ran
 
 
 def test_without_resume_a_journal_with_finished_units_is_refused_not_replaced(
