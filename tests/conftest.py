@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,8 +20,10 @@ from anomalyflow.detector import DetectorSettings
 from anomalyflow.params import Params
 
 # Flows under test talk to Prefect's ephemeral API with a database of their own, never
-# the developer's ~/.prefect; set before any test imports prefect.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="anomalyflow-prefect-"))
+# the developer's ~/.prefect; set before any test imports prefect, removed at exit.
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="anomalyflow-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 # The ephemeral server logs its shutdown after pytest closed the captured streams.
@@ -41,7 +45,7 @@ def fast_params() -> Params:
         p,
         model=replace(p.model, hidden_dim=64, embedding_dim=16, head_hidden_dim=16),
         pretrain=replace(p.pretrain, max_epochs=8, max_steps=120),
-        finetune=replace(p.finetune, frozen_epochs=2, max_epochs=6, max_steps=120),
+        finetune=replace(p.finetune, frozen_epochs=2, max_epochs=6, max_steps=120, tree_rounds=50),
         runtime=replace(p.runtime, progress=False),
     )
 

@@ -36,6 +36,7 @@ from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
+from anomalyflow.models.trees import TreeScore
 from anomalyflow.params import RuntimeParams, params_from_dict
 from anomalyflow.training.distributed import pretrain_backbone
 from anomalyflow.training.finetune import finetune
@@ -317,6 +318,7 @@ def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
             "scorer.encoder": detector.scorer_.encoder,
             "scorer.head": detector.scorer_.head,
             "scorer.linear": detector.scorer_.linear,
+            "scorer.trees": detector.scorer_.trees,
         }
     return {
         f"{prefix}.{k}": v.contiguous()
@@ -350,7 +352,11 @@ def _networks(
     if linear_state := _section(tensors, "scorer.linear."):
         linear = LinearScore(n_features)
         linear.load_state_dict(linear_state)
-    return backbone, ScoringModel(backbone, encoder, head, linear).eval()
+    trees = None
+    if tree_state := _section(tensors, "scorer.trees."):
+        trees = TreeScore(*tree_state["borders"].shape)
+        trees.load_state_dict(tree_state)
+    return backbone, ScoringModel(backbone, encoder, head, linear, trees).eval()
 
 
 class _ReconstructionScorer(torch.nn.Module):

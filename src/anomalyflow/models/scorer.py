@@ -1,4 +1,5 @@
-"""The fine-tuned detector: pretrained score, a new head on the encoder, a linear half."""
+"""The fine-tuned detector: pretrained score, a new head on the encoder, a linear half and
+a tree half."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from torch import nn
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
+from anomalyflow.models.trees import TreeScore
 
 
 class ScoringModel(nn.Module):
@@ -16,7 +18,8 @@ class ScoringModel(nn.Module):
     ``backbone`` stays frozen and supplies the reconstruction score; ``encoder`` starts as
     a copy of the backbone's encoder (or fresh, for the from-scratch ablation) and is
     fine-tuned together with ``head``. ``linear``, fitted after them, adds its
-    standardised score to theirs; without it the network's logit is the score.
+    standardised score to theirs; without it the network's logit is the score. ``trees``,
+    fitted last, adds its standardised score to that sum.
     """
 
     def __init__(
@@ -25,12 +28,14 @@ class ScoringModel(nn.Module):
         encoder: TabularEncoder,
         head: ScoringHead,
         linear: LinearScore | None = None,
+        trees: TreeScore | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.encoder = encoder
         self.head = head
         self.linear = linear
+        self.trees = trees
 
     def reconstruction_score(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen backbone's score ``(batch,)``, or zeros without pretraining."""
@@ -45,7 +50,9 @@ class ScoringModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores ``(batch,)`` for rows ``(batch, features)``; higher = more anomalous."""
         reconstruction = self.reconstruction_score(x).float()
-        network = self.logits(x, reconstruction)
-        if self.linear is None:
-            return network
-        return self.linear.blend(network.float(), x, reconstruction)
+        score = self.logits(x, reconstruction)
+        if self.linear is not None:
+            score = self.linear.blend(score.float(), x, reconstruction)
+        if self.trees is not None:
+            score = self.trees.blend(score.float(), x)
+        return score

@@ -62,6 +62,7 @@ class FinetuneParams:
     # unlabeled rows nearest a labeled one: not negatives; 1 would leave no negatives
     near_anomaly_share: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.05
     linear_c: Positive | None = 0.01  # linear half's inverse L2 strength; None: network alone
+    tree_rounds: Count | None = 1000  # tree half's boosting rounds (CatBoost); None: no trees
     weight_decay: NonNegative = 1e-4
     batch_size: BatchSize = "auto"
     frozen_epochs: Whole = 5  # epochs with the encoder frozen before unfreezing

@@ -16,8 +16,9 @@ learns 300 times faster than the rest: within a few steps the labeled anomalies
 say whether they score high without labels (keep the weight) or not (drop it, and rank by
 what the labels teach). At the head's own rate it barely moved in ten epochs.
 
-Once the network is trained, a linear half is fitted on the same labels
-(``training/linear.py``) and the returned scorer adds the two scores.
+Once the network is trained, a linear half (``training/linear.py``) and then a tree half
+(``training/trees.py``) are fitted on the same labels, and the returned scorer adds the
+standardised scores.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from anomalyflow.training.loop import (
     resolve_batch_size,
     run_epochs,
 )
+from anomalyflow.training.trees import fit_tree_half
 
 _SCORE_BATCH = 4096
 _ENCODER_GROUP = 1  # index of the encoder's parameter group in _optimizer
@@ -128,11 +130,14 @@ def finetune(
         checkpointing=Checkpointing(checkpoint, run_id, on_epoch_end),
         early_stopping=_early_stopping(scorer, rows, params, schedule),
     )
-    linear_started = time.perf_counter()
+    halves_started = time.perf_counter()
     if params.linear_c is not None:
         scorer.linear = _linear_half(scorer, x, rows, params.linear_c)
-    # Fitting the linear half is part of fine-tuning, and of its time.
-    stats = replace(stats, seconds=stats.seconds + time.perf_counter() - linear_started)
+    if params.tree_rounds is not None:
+        trees = fit_tree_half(scorer, rows.data, rows.labels, params.tree_rounds, runtime.seed)
+        scorer.trees = trees.to(device)
+    # Fitting the other halves is part of fine-tuning, and of its time.
+    stats = replace(stats, seconds=stats.seconds + time.perf_counter() - halves_started)
     remove_checkpoint(checkpoint)
     return scorer.cpu().eval(), stats
 
@@ -157,7 +162,7 @@ def _starting_scorer(
     """
     if start_from is not None:
         scorer = copy.deepcopy(start_from)
-        scorer.linear = None  # refitted on the new labels after training
+        scorer.linear = scorer.trees = None  # refitted on the new labels after training
         if scorer.backbone is not None:
             scorer.backbone.requires_grad_(False).eval()
         return scorer

@@ -39,7 +39,7 @@ def fit_linear_score(
         model.linear.weight.copy_(torch.from_numpy(fitted.coef_).float())
         model.linear.bias.copy_(torch.from_numpy(fitted.intercept_).float())
         linear = inputs @ fitted.coef_[0] + fitted.intercept_[0]
-        model.scales.copy_(torch.tensor([*_centre_spread(network), *_centre_spread(linear)]))
+        model.scales.copy_(torch.tensor([*centre_spread(network), *centre_spread(linear)]))
     return model
 
 
@@ -48,7 +48,7 @@ def logistic_regression(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
 
 
-def _centre_spread(scores: np.ndarray) -> tuple[float, float]:
+def centre_spread(scores: np.ndarray) -> tuple[float, float]:
     """Median and robust spread, by the same rule the feature scaler uses."""
     scaler = RobustScaler().fit(scores[:, None])
     assert scaler.center_ is not None and scaler.spread_ is not None

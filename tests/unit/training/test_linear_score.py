@@ -57,13 +57,14 @@ def test_the_blend_does_not_depend_on_the_network_logits_scale() -> None:
     assert abs(float(blended.median())) < 1.0  # both halves centred on the training rows
 
 
-def test_without_the_linear_half_the_network_alone_scores(
+def test_without_the_linear_and_tree_halves_the_network_alone_scores(
     fast_settings: DetectorSettings,
 ) -> None:
     x, y = make_blobs(rows=800)
     labeled = np.zeros_like(y)
     labeled[np.flatnonzero(y == 1)[:8]] = 1
-    settings = replace(fast_settings, finetune=replace(fast_settings.finetune, linear_c=None))
+    finetune = replace(fast_settings.finetune, linear_c=None, tree_rounds=None)
+    settings = replace(fast_settings, finetune=finetune)
     detector = AnomalyDetector(settings).fit(x, labeled)
 
     assert detector.scorer_ is not None and detector.scorer_.linear is None
