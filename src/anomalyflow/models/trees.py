@@ -54,5 +54,6 @@ class TreeScore(nn.Module):
     def blend(self, score: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The sum of the standardised ``score`` (the other halves) and tree score."""
         scales = self.scales.to(score.dtype)
-        trees = self(x).to(score.dtype)
+        trees: torch.Tensor = self(x)
+        trees = trees.to(score.dtype)
         return (score - scales[0]) / scales[1] + (trees - scales[2]) / scales[3]
