@@ -212,15 +212,22 @@ class AnomalyDetector(ConfiguredEstimator):
         """How much each feature pushes each row's score up, ``(rows, features)``.
 
         Gradient times input on the scaled features: the robust scaler centres every
-        feature on its median, so a contribution is relative to a typical row.
+        feature on its median, so a contribution is relative to a typical row. Trees have
+        no gradient; their part of the score is credited split by split along each row's
+        path (:meth:`TreeScore.contributions`), on the scale the blend adds it.
         """
         x = self._checked(X)
-        network = self.network()
+        network = self.network().cpu()
         scaled = torch.from_numpy(self.scaler_.transform(x)).requires_grad_(True)
         with torch.enable_grad():
-            network.cpu()(scaled).sum().backward()
+            network(scaled).sum().backward()
         assert scaled.grad is not None
-        return (scaled.grad * scaled).detach().numpy().astype(np.float64)
+        contributions = scaled.grad * scaled
+        trees = self.scorer_.trees if self.scorer_ is not None else None
+        if trees is not None:
+            with torch.no_grad():
+                contributions += trees.contributions(scaled) / trees.scales[3]
+        return contributions.detach().numpy().astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
         """1 where a row is flagged as an anomaly, else 0; int64 ``(rows,)``."""

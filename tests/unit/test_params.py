@@ -91,6 +91,8 @@ REFUSED = [
     ("finetune.validation_fraction", "1.5"),
     ("finetune.near_anomaly_share", "1.0"),
     ("finetune.linear_c", "0"),
+    ("finetune.tree_rounds", "0"),
+    ("finetune.tree_rounds", "2.5"),
     ("finetune.warm_start", "latest"),
     ("pretrain.max_mask_rate", "1.0"),
     ("pretrain.min_mask_rate", "0.6"),  # above max_mask_rate (0.5)

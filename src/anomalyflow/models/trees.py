@@ -20,7 +20,9 @@ class TreeScore(nn.Module):
 
     Buffers, for ``trees`` trees of at most ``depth`` levels: ``features`` and ``borders``
     ``(trees, depth)`` (a shallower tree is padded with an infinite border, whose bit is
-    always 0), ``leaves`` ``(trees * 2**depth,)``, tree after tree, and ``scales``
+    always 0), ``leaves`` ``(trees * 2**depth,)``, tree after tree, ``path_means``
+    ``(trees, depth + 1, 2**depth)``, the training rows' mean leaf value once the first
+    ``k`` levels are known (indexed by those ``k`` bits), and ``scales``
     ``(score centre, score spread, tree centre, tree spread)`` measured on the training
     rows.
     """
@@ -28,6 +30,7 @@ class TreeScore(nn.Module):
     features: torch.Tensor
     borders: torch.Tensor
     leaves: torch.Tensor
+    path_means: torch.Tensor
     scales: torch.Tensor
 
     def __init__(self, trees: int, depth: int) -> None:
@@ -35,6 +38,7 @@ class TreeScore(nn.Module):
         self.register_buffer("features", torch.zeros(trees, depth, dtype=torch.int64))
         self.register_buffer("borders", torch.full((trees, depth), float("inf")))
         self.register_buffer("leaves", torch.zeros(trees * 2**depth))
+        self.register_buffer("path_means", torch.zeros(trees, depth + 1, 2**depth))
         self.register_buffer("scales", torch.tensor([0.0, 1.0, 0.0, 1.0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +54,27 @@ class TreeScore(nn.Module):
             index = index + above.to(torch.int64) * 2**level
         scores: torch.Tensor = self.leaves[index].sum(dim=1)
         return scores
+
+    def contributions(self, x: torch.Tensor) -> torch.Tensor:
+        """How much each feature moves each row's tree score, ``(batch, features)``.
+
+        Each level's split is credited with the change in the expected leaf value it makes
+        on the row's path (Saabas' attribution), so a row's contributions add up to its
+        tree score less the trees' mean on the training rows.
+        """
+        trees, depth = self.borders.shape
+        rows = x.float()
+        every_tree = torch.arange(trees, device=x.device)
+        known = torch.zeros(rows.shape[0], trees, dtype=torch.int64, device=x.device)
+        before = self.path_means[:, 0, 0].expand(rows.shape[0], trees)
+        out = torch.zeros(rows.shape, device=x.device)
+        for level in range(depth):
+            above = rows[:, self.features[:, level]] > self.borders[:, level]
+            known = known + above.to(torch.int64) * 2**level
+            after = self.path_means[every_tree, level + 1][every_tree, known]
+            out.index_add_(1, self.features[:, level], after - before)
+            before = after
+        return out
 
     def blend(self, score: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The sum of the standardised ``score`` (the other halves) and tree score."""

@@ -97,7 +97,26 @@ def _as_tensors(exported: dict[str, Any]) -> TreeScore:
             for level, split in enumerate(tree["splits"]):
                 model.features[number, level] = int(split["float_feature_index"])
                 model.borders[number, level] = float(split["border"])
-            values = torch.tensor(tree["leaf_values"], dtype=torch.float64) * scale
-            leaves[number, : len(values)] = values.float()
+            values = np.asarray(tree["leaf_values"], dtype=np.float64) * scale
+            leaves[number, : len(values)] = torch.from_numpy(values).float()
+            weights = np.asarray(tree["leaf_weights"], dtype=np.float64)
+            model.path_means[number] = torch.from_numpy(_path_means(values, weights, depth))
         model.leaves.copy_(leaves.reshape(-1))
     return model
+
+
+def _path_means(values: np.ndarray, weights: np.ndarray, depth: int) -> np.ndarray:
+    """Mean leaf value, weighted by training rows, per count of known levels and their bits.
+
+    Row ``k`` holds the mean over the leaves whose lowest ``k`` index bits are each
+    column's; an empty node takes the plain mean of its leaves.
+    """
+    means = np.zeros((depth + 1, 2**depth))
+    leaf = np.arange(len(values))
+    weights = weights + 1e-12 * (weights.sum() + 1)  # an empty node: the plain mean
+    for known in range(depth + 1):
+        node = leaf % 2**known
+        total = np.bincount(node, weights * values, minlength=2**depth)
+        count = np.bincount(node, weights, minlength=2**depth)
+        means[known] = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return means
