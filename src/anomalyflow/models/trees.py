@@ -52,7 +52,9 @@ class TreeScore(nn.Module):
         for level in range(depth):
             above = rows[:, self.features[:, level]] > self.borders[:, level]
             index = index + above.to(torch.int64) * 2**level
-        scores: torch.Tensor = self.leaves[index].sum(dim=1)
+        # Summed in float64: a float32 sum of a thousand leaves depends on the order of
+        # the additions, which differs between torch and ONNX Runtime.
+        scores: torch.Tensor = self.leaves[index].double().sum(dim=1).float()
         return scores
 
     def contributions(self, x: torch.Tensor) -> torch.Tensor:
