@@ -61,10 +61,11 @@ def fit_tree_score(
         allow_writing_files=False,
     ).fit(rows, y)
     trees = _as_tensors(_exported(model))
-    with torch.no_grad():
-        own = trees(torch.from_numpy(rows)).numpy()
+    with torch.no_grad():  # in chunks: a chunk's (rows, trees) index tensors are its memory
+        chunks = [trees(chunk) for chunk in torch.from_numpy(rows).split(_SCORE_BATCH)]
+    own = torch.cat(chunks).numpy()
     expected = model.predict(rows, prediction_type="RawFormulaVal")
-    # Tensors sum the leaves in float32; CatBoost in float64, with its bias added.
+    # The tensors leave out CatBoost's bias, a constant: compare the centred scores.
     if not np.allclose(own - own.mean(), expected - expected.mean(), atol=1e-3):
         raise RuntimeError("the trees read from CatBoost do not give CatBoost's scores")
     trees.scales.copy_(torch.tensor([*centre_spread(score), *centre_spread(own)]))
