@@ -50,8 +50,7 @@ class TreeScore(nn.Module):
         rows = x.float()
         index = torch.arange(trees, device=x.device) * 2**depth  # first leaf of each tree
         for level in range(depth):
-            above = rows[:, self.features[:, level]] > self.borders[:, level]
-            index = index + above.to(torch.int64) * 2**level
+            index = index + self._bit(rows, level)
         # Summed in float64: a float32 sum of a thousand leaves depends on the order of
         # the additions, which differs between torch and ONNX Runtime.
         scores: torch.Tensor = self.leaves[index].double().sum(dim=1).float()
@@ -71,12 +70,17 @@ class TreeScore(nn.Module):
         before = self.path_means[:, 0, 0].expand(rows.shape[0], trees)
         out = torch.zeros(rows.shape, device=x.device)
         for level in range(depth):
-            above = rows[:, self.features[:, level]] > self.borders[:, level]
-            known = known + above.to(torch.int64) * 2**level
+            known = known + self._bit(rows, level)
             after = self.path_means[every_tree, level + 1][every_tree, known]
             out.index_add_(1, self.features[:, level], after - before)
             before = after
         return out
+
+    def _bit(self, rows: torch.Tensor, level: int) -> torch.Tensor:
+        """Each row's leaf-index bit for ``level`` of every tree, ``(batch, trees)``."""
+        above = rows[:, self.features[:, level]] > self.borders[:, level]
+        bit: torch.Tensor = above.to(torch.int64) * 2**level
+        return bit
 
     def blend(self, score: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The sum of the standardised ``score`` (the other halves) and tree score."""
