@@ -76,6 +76,7 @@ class Outcome:
     train_rows: int = 0
     phases: dict[str, float] = field(default_factory=dict)  # AnomalyFlow's fit, by phase
     labeled: int = 0  # train anomalies that kept their label
+    test_anomalies: int = 0  # the rows that decide the AUPRC (0: not recorded)
 
 
 def make_split(
@@ -257,6 +258,7 @@ def _run_one(dataset: str, seed: int, name: str, method: Method, split: Split) -
         train_rows=len(split.x_train),
         phases=fitted.phases,
         labeled=int(split.y_partial.sum()),
+        test_anomalies=int(split.y_test.sum()),
     )
 
 

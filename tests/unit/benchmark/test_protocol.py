@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import replace
+from pathlib import Path
 
-from anomalyflow.benchmark.protocol import Outcome, make_split
-from anomalyflow.benchmark.report import summarize
+import numpy as np
+import pytest
+
+from anomalyflow.benchmark.protocol import Budget, Outcome, isolation_forest, make_split, run_unit
+from anomalyflow.benchmark.report import by_test_anomalies, summarize
+from tests.conftest import make_blobs
 
 
 def _data(rows: int = 5000, share: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +53,37 @@ def test_summary_counts_paired_wins_and_losses() -> None:
     entry = summarize(outcomes, label_ratio=0.05)["methods"]["ecod"]
     assert (entry["anomalyflow_wins"], entry["anomalyflow_losses"]) == (5, 1)
     assert 0 < entry["wilcoxon_p"] < 1
+
+
+def test_each_outcome_records_the_anomalies_in_its_test_rows(tmp_path: Path) -> None:
+    x, y = make_blobs(rows=600, features=4, anomaly_share=0.1)
+    np.savez(tmp_path / "blobs.npz", X=x, y=y)
+    budget = Budget(0.2, None, row_cap=10_000, test_size=0.3)
+    (outcome,) = run_unit(tmp_path / "blobs.npz", 0, {"iforest": isolation_forest}, budget)
+    split = make_split(x, y, 0.2, 0, 10_000, 0.3)
+    assert outcome.test_anomalies == split.y_test.sum() > 0
+
+
+def test_means_split_sets_with_few_test_anomalies_from_the_rest() -> None:
+    def outcome(dataset: str, method: str, auprc: float, test_anomalies: int) -> Outcome:
+        return Outcome(dataset, 0, method, 0.5, auprc, 1.0, 0.9, 0.1, test_anomalies=test_anomalies)
+
+    outcomes = [
+        outcome("tiny", "anomalyflow", 0.2, 3),
+        outcome("tiny", "best_peer", 1.0, 3),
+        outcome("large", "anomalyflow", 0.8, 40),
+        outcome("large", "best_peer", 0.7, 40),
+        outcome("larger", "anomalyflow", 0.6, 400),
+        outcome("larger", "best_peer", 0.6, 400),
+    ]
+    split = by_test_anomalies(outcomes, "auprc")
+    assert split["fewer than 10"] == {
+        "datasets": 1,
+        "means": {"anomalyflow": 0.2, "best_peer": 1.0},
+    }
+    assert split["10 or more"]["datasets"] == 2
+    assert split["10 or more"]["means"] == pytest.approx({"anomalyflow": 0.7, "best_peer": 0.65})
+    assert summarize(outcomes, label_ratio=0.05)["by_test_anomalies"] == split
+    unrecorded = [replace(o, test_anomalies=0) for o in outcomes]  # a journal from before
+    assert by_test_anomalies(unrecorded, "auprc") == {}
+    assert "by_test_anomalies" not in summarize(unrecorded, label_ratio=0.05)
