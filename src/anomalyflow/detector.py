@@ -33,6 +33,7 @@ from anomalyflow.estimator import ConfiguredEstimator, DetectorSettings, Rows, a
 from anomalyflow.evaluation.threshold import fit_threshold, flag
 from anomalyflow.integrity import IntegrityError, record_checksums, verify_checksums
 from anomalyflow.models.backbone import Backbone
+from anomalyflow.models.isolation import IsolationScore
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.scorer import ScoringModel
@@ -40,6 +41,7 @@ from anomalyflow.models.trees import TreeScore
 from anomalyflow.params import RuntimeParams, params_from_dict
 from anomalyflow.training.distributed import pretrain_backbone
 from anomalyflow.training.finetune import finetune
+from anomalyflow.training.isolation import fit_isolation_half
 from anomalyflow.training.loop import TrainingStats
 
 __all__ = ["SCORE_BATCH", "AnomalyDetector", "DetectorSettings"]
@@ -78,7 +80,9 @@ class AnomalyDetector(ConfiguredEstimator):
         scaler_: robust scaler fitted on the training rows.
         backbone_: the pretrained backbone (``None`` for the from-scratch ablation).
         scorer_: the fine-tuned scoring model, ``None`` when no labels were used (the
-            reconstruction score is then the anomaly score).
+            label-free score is then the anomaly score).
+        isolation_: the label-free score's isolation half (``pretrain.isolation_weight``),
+            ``None`` without it or once fine-tuned (the scoring model replaces it).
         threshold_: scores at or above it are flagged.
         feature_names_: the columns the detector expects, in order.
         feature_names_in_: the same as an array, when fit saw column names.
@@ -91,6 +95,7 @@ class AnomalyDetector(ConfiguredEstimator):
     scaler_: RobustScaler
     backbone_: Backbone | None
     scorer_: ScoringModel | None
+    isolation_: IsolationScore | None
     threshold_: float
     feature_names_: tuple[str, ...]
     feature_names_in_: np.ndarray
@@ -144,12 +149,19 @@ class AnomalyDetector(ConfiguredEstimator):
         rows = X if isinstance(X, Rows) else as_rows(X)
         self._set_features(rows, feature_names)
         self.scaler_ = RobustScaler().fit(rows.x)
-        self.backbone_, self.scorer_, self.stats_ = None, None, {}
+        self.backbone_, self.scorer_, self.isolation_, self.stats_ = None, None, None, {}
         if self.pretrained:
             checkpoint = _checkpoint(checkpoint_dir, "pretrain")
             self.backbone_, self.stats_["pretrain"] = pretrain_backbone(
                 parquet or rows.x, self.scaler_, s.model, s.pretrain, s.runtime, checkpoint
             )
+            if s.pretrain.isolation_weight is not None:
+                self.isolation_ = fit_isolation_half(
+                    self.backbone_,
+                    self.scaler_.transform(rows.x),
+                    s.pretrain.isolation_weight,
+                    s.runtime.seed,
+                )
         return self
 
     def finetune(
@@ -184,6 +196,7 @@ class AnomalyDetector(ConfiguredEstimator):
             checkpoint=_checkpoint(checkpoint_dir, "finetune"),
             start_from=self.scorer_ if warm_start else None,
         )
+        self.isolation_ = None
         return self
 
     def refit_threshold(self, X: Any, y: Any) -> float:
@@ -241,7 +254,7 @@ class AnomalyDetector(ConfiguredEstimator):
         if scorer is not None:
             module: torch.nn.Module = scorer
         elif backbone is not None:
-            module = _ReconstructionScorer(backbone)
+            module = _LabelFreeScorer(backbone, getattr(self, "isolation_", None))
         else:
             raise RuntimeError("the detector is not fitted")
         # eval() and to() walk every submodule: a third of a single-row call; skip no-ops.
@@ -314,12 +327,16 @@ class AnomalyDetector(ConfiguredEstimator):
         detector.backbone_, detector.scorer_ = _networks(
             tensors, len(names), settings, detector.pretrained, bool(meta["fine_tuned"])
         )
+        detector.isolation_ = _isolation(_section(tensors, "isolation."))
         return detector
 
 
 def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
     """Every network tensor under a prefix naming its part, contiguous for safetensors."""
-    parts: dict[str, torch.nn.Module | None] = {"backbone": detector.backbone_}
+    parts: dict[str, torch.nn.Module | None] = {
+        "backbone": detector.backbone_,
+        "isolation": getattr(detector, "isolation_", None),
+    }
     if detector.scorer_ is not None:
         parts |= {
             "scorer.encoder": detector.scorer_.encoder,
@@ -366,15 +383,29 @@ def _networks(
     return backbone, ScoringModel(backbone, encoder, head, linear, trees).eval()
 
 
-class _ReconstructionScorer(torch.nn.Module):
-    """Scores rows by the backbone's reconstruction score alone (no labels)."""
+def _isolation(state: dict[str, torch.Tensor]) -> IsolationScore | None:
+    """The isolation half rebuilt from its saved tensors, or None when none was saved."""
+    if not state:
+        return None
+    trees = state["roots"].shape[0]
+    isolation = IsolationScore(trees, state["features"].shape[0] // trees, len(state["levels"]))
+    isolation.load_state_dict(state)
+    return isolation
 
-    def __init__(self, backbone: Backbone) -> None:
+
+class _LabelFreeScorer(torch.nn.Module):
+    """Scores rows with no labels: the reconstruction score, plus the isolation half."""
+
+    def __init__(self, backbone: Backbone, isolation: IsolationScore | None) -> None:
         super().__init__()
         self.backbone = backbone
+        self.isolation = isolation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.reconstruction_score(x)
+        score = self.backbone.reconstruction_score(x)
+        if self.isolation is not None:
+            score = self.isolation.blend(score.float(), x)
+        return score
 
 
 def _read_description(path: Path) -> dict[str, Any]:

@@ -95,6 +95,7 @@ REFUSED = [
     ("finetune.tree_rounds", "2.5"),
     ("finetune.warm_start", "latest"),
     ("pretrain.max_mask_rate", "1.0"),
+    ("pretrain.isolation_weight", "0"),
     ("pretrain.min_mask_rate", "0.6"),  # above max_mask_rate (0.5)
     ("serving.port", "70000"),
     ("serving.port", "0"),

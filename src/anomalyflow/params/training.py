@@ -44,6 +44,7 @@ class PretrainParams:
     noise_std: NonNegative = 0.05  # Gaussian corruption of the visible cells
     nproc: Annotated[StrictInt, Field(ge=1, le=256)] = 1  # DDP processes per machine
     memory_rows: Annotated[StrictInt, Field(ge=1000)] = 1_000_000  # more: stream the reference
+    isolation_weight: Positive | None = 2.0  # label-free score's isolation half; None: none
 
     @model_validator(mode="after")
     def _mask_ratesin_order(self) -> Self:
