@@ -34,10 +34,8 @@ from anomalyflow.evaluation.threshold import fit_threshold, flag
 from anomalyflow.integrity import IntegrityError, record_checksums, verify_checksums
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.isolation import IsolationScore
-from anomalyflow.models.linear import LinearScore
-from anomalyflow.models.networks import ScoringHead, TabularEncoder
-from anomalyflow.models.scorer import ScoringModel
-from anomalyflow.models.trees import TreeScore
+from anomalyflow.models.saved import isolation_from_tensors, named_tensors, networks_from_tensors
+from anomalyflow.models.scorer import LabelFreeScorer, ScoringModel
 from anomalyflow.params import RuntimeParams, params_from_dict
 from anomalyflow.training.distributed import pretrain_backbone
 from anomalyflow.training.finetune import finetune
@@ -254,7 +252,7 @@ class AnomalyDetector(ConfiguredEstimator):
         if scorer is not None:
             module: torch.nn.Module = scorer
         elif backbone is not None:
-            module = _LabelFreeScorer(backbone, getattr(self, "isolation_", None))
+            module = LabelFreeScorer(backbone, getattr(self, "isolation_", None))
         else:
             raise RuntimeError("the detector is not fitted")
         # eval() and to() walk every submodule: a third of a single-row call; skip no-ops.
@@ -324,15 +322,15 @@ class AnomalyDetector(ConfiguredEstimator):
             load_arrays(str(directory / "scaler.safetensors"))
         )
         tensors = load_tensors(str(directory / "weights.safetensors"))
-        detector.backbone_, detector.scorer_ = _networks(
-            tensors, len(names), settings, detector.pretrained, bool(meta["fine_tuned"])
+        detector.backbone_, detector.scorer_ = networks_from_tensors(
+            tensors, len(names), settings.model, detector.pretrained, bool(meta["fine_tuned"])
         )
-        detector.isolation_ = _isolation(_section(tensors, "isolation."))
+        detector.isolation_ = isolation_from_tensors(tensors)
         return detector
 
 
 def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
-    """Every network tensor under a prefix naming its part, contiguous for safetensors."""
+    """Every network tensor of the detector, as ``weights.safetensors`` holds them."""
     parts: dict[str, torch.nn.Module | None] = {
         "backbone": detector.backbone_,
         "isolation": getattr(detector, "isolation_", None),
@@ -344,68 +342,7 @@ def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
             "scorer.linear": detector.scorer_.linear,
             "scorer.trees": detector.scorer_.trees,
         }
-    return {
-        f"{prefix}.{k}": v.contiguous()
-        for prefix, module in parts.items()
-        if module is not None
-        for k, v in module.state_dict().items()
-    }
-
-
-def _networks(
-    tensors: dict[str, torch.Tensor],
-    n_features: int,
-    settings: DetectorSettings,
-    pretrained: bool,
-    fine_tuned: bool,
-) -> tuple[Backbone | None, ScoringModel | None]:
-    """The backbone and scoring model rebuilt from saved tensors, in eval mode."""
-    m = settings.model
-    backbone = None
-    if pretrained:
-        backbone = Backbone(n_features, m.hidden_dim, m.embedding_dim)
-        backbone.load_state_dict(_section(tensors, "backbone."))
-        backbone.eval()
-    if not fine_tuned:
-        return backbone, None
-    encoder = TabularEncoder(n_features, m.hidden_dim, m.embedding_dim)
-    encoder.load_state_dict(_section(tensors, "scorer.encoder."))
-    head = ScoringHead(m.embedding_dim, m.head_hidden_dim)
-    head.load_state_dict(_section(tensors, "scorer.head."))
-    linear = None
-    if linear_state := _section(tensors, "scorer.linear."):
-        linear = LinearScore(n_features)
-        linear.load_state_dict(linear_state)
-    trees = None
-    if tree_state := _section(tensors, "scorer.trees."):
-        trees = TreeScore(*tree_state["borders"].shape)
-        trees.load_state_dict(tree_state)
-    return backbone, ScoringModel(backbone, encoder, head, linear, trees).eval()
-
-
-def _isolation(state: dict[str, torch.Tensor]) -> IsolationScore | None:
-    """The isolation half rebuilt from its saved tensors, or None when none was saved."""
-    if not state:
-        return None
-    trees = state["roots"].shape[0]
-    isolation = IsolationScore(trees, state["features"].shape[0] // trees, len(state["levels"]))
-    isolation.load_state_dict(state)
-    return isolation
-
-
-class _LabelFreeScorer(torch.nn.Module):
-    """Scores rows with no labels: the reconstruction score, plus the isolation half."""
-
-    def __init__(self, backbone: Backbone, isolation: IsolationScore | None) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.isolation = isolation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = self.backbone.reconstruction_score(x)
-        if self.isolation is not None:
-            score = self.isolation.blend(score.float(), x)
-        return score
+    return named_tensors(parts)
 
 
 def _read_description(path: Path) -> dict[str, Any]:
@@ -417,10 +354,6 @@ def _read_description(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise IntegrityError(f"{path}: must be a JSON object")
     return meta
-
-
-def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _checkpoint(directory: Path | None, stage: str) -> Path | None:

@@ -1,5 +1,5 @@
-"""The fine-tuned detector: pretrained score, a new head on the encoder, a linear half and
-a tree half."""
+"""The two scorers: with no labels, the label-free score; fine-tuned, the pretrained score,
+a new head on the encoder, a linear half and a tree half."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from anomalyflow.models.backbone import Backbone
+from anomalyflow.models.isolation import IsolationScore
 from anomalyflow.models.linear import LinearScore
 from anomalyflow.models.networks import ScoringHead, TabularEncoder
 from anomalyflow.models.trees import TreeScore
@@ -55,4 +56,20 @@ class ScoringModel(nn.Module):
             score = self.linear.blend(score.float(), x, reconstruction)
         if self.trees is not None:
             score = self.trees.blend(score.float(), x)
+        return score
+
+
+class LabelFreeScorer(nn.Module):
+    """Scores rows with no labels: the reconstruction score, plus the isolation half."""
+
+    def __init__(self, backbone: Backbone, isolation: IsolationScore | None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.isolation = isolation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(batch,)`` for rows ``(batch, features)``; higher = more anomalous."""
+        score = self.backbone.reconstruction_score(x)
+        if self.isolation is not None:
+            score = self.isolation.blend(score.float(), x)
         return score
