@@ -225,7 +225,8 @@ class AnomalyDetector(ConfiguredEstimator):
         Gradient times input on the scaled features: the robust scaler centres every
         feature on its median, so a contribution is relative to a typical row. Trees have
         no gradient; their part of the score is credited split by split along each row's
-        path (:meth:`TreeScore.contributions`), on the scale the blend adds it.
+        path (:meth:`TreeScore.contributions`, :meth:`IsolationScore.contributions` with
+        no labels), on the scale the blend adds it.
         """
         x = self._checked(X)
         network = self.network().cpu()
@@ -235,9 +236,13 @@ class AnomalyDetector(ConfiguredEstimator):
         assert scaled.grad is not None
         contributions = scaled.grad * scaled
         trees = self.scorer_.trees if self.scorer_ is not None else None
-        if trees is not None:
-            with torch.no_grad():
+        isolation = getattr(self, "isolation_", None) if self.scorer_ is None else None
+        with torch.no_grad():
+            if trees is not None:
                 contributions += trees.contributions(scaled) / trees.scales[3]
+            if isolation is not None:
+                weight, spread = isolation.blend_scales[4], isolation.blend_scales[3]
+                contributions += isolation.contributions(scaled) * weight / spread
         return contributions.detach().numpy().astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:

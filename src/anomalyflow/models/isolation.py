@@ -22,9 +22,11 @@ class IsolationScore(nn.Module):
     ``features`` and ``thresholds`` of every split node, the flat index of its ``left``
     and ``right`` child (a leaf is its own child, so a row that reaches a leaf stays
     there), ``path_lengths`` (a leaf's depth plus the expected depth still to go among the
-    training rows it holds), ``roots`` (each tree's first node), ``normaliser`` (the number
-    of trees times the expected path length of the forest's subsample) and ``blend``
-    ``(reconstruction centre, spread, isolation centre, spread, isolation weight)``.
+    training rows it holds), ``expected_lengths`` (the mean path length of the training
+    rows through each node, for explanations), ``roots`` (each tree's first node),
+    ``normaliser`` (the number of trees times the expected path length of the forest's
+    subsample) and ``blend_scales`` ``(reconstruction centre, spread, isolation centre,
+    spread, isolation weight)``.
     """
 
     features: torch.Tensor
@@ -32,6 +34,7 @@ class IsolationScore(nn.Module):
     left: torch.Tensor
     right: torch.Tensor
     path_lengths: torch.Tensor
+    expected_lengths: torch.Tensor
     roots: torch.Tensor
     normaliser: torch.Tensor
     blend_scales: torch.Tensor
@@ -45,6 +48,7 @@ class IsolationScore(nn.Module):
         self.register_buffer("left", torch.arange(flat))
         self.register_buffer("right", torch.arange(flat))
         self.register_buffer("path_lengths", torch.zeros(flat, dtype=torch.float64))
+        self.register_buffer("expected_lengths", torch.zeros(flat, dtype=torch.float64))
         self.register_buffer("roots", torch.arange(trees) * nodes)
         self.register_buffer("normaliser", torch.ones((), dtype=torch.float64))
         self.register_buffer("levels", torch.zeros(depth))  # its length saves the depth
@@ -59,12 +63,41 @@ class IsolationScore(nn.Module):
         rows = x.float().double()
         node = self.roots.expand(x.shape[0], -1)  # (batch, trees)
         for _ in range(self.depth):
-            value = rows.gather(1, self.features[node])
-            goes_left = value <= self.thresholds[node]
-            node = torch.where(goes_left, self.left[node], self.right[node])
+            node = self._step(rows, node)
+        return self._score(self.path_lengths[node].sum(dim=1)).float()
+
+    def contributions(self, x: torch.Tensor) -> torch.Tensor:
+        """How much each feature moves each row's isolation score, ``(batch, features)``.
+
+        Each split on a row's path is credited with the change it makes in the expected
+        path length (Saabas' attribution, as for the tree half); the credits are carried
+        onto the score by the slope between the row's path length and the training rows'
+        mean, so a row's contributions add up to its score less that mean path's score.
+        """
+        rows = x.float().double()
+        node = self.roots.expand(x.shape[0], -1)
+        credit = torch.zeros_like(rows)
+        for _ in range(self.depth):
+            child = self._step(rows, node)
+            moved = self.expected_lengths[child] - self.expected_lengths[node]
+            credit.scatter_add_(1, self.features[node], moved)
+            node = child
         depth = self.path_lengths[node].sum(dim=1)
-        score: torch.Tensor = torch.pow(2.0, -depth / self.normaliser).float()
-        return score
+        typical = self.expected_lengths[self.roots].sum()
+        apart = depth - typical
+        tangent = -torch.log(torch.tensor(2.0)) / self.normaliser * self._score(typical)
+        secant = (self._score(depth) - self._score(typical)) / torch.where(apart == 0, 1.0, apart)
+        slope = torch.where(apart.abs() > 1e-9, secant, tangent)
+        return (credit * slope[:, None]).float()
+
+    def _step(self, rows: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
+        """The child each row moves to from its ``node`` in every tree, ``(batch, trees)``."""
+        goes_left = rows.gather(1, self.features[node]) <= self.thresholds[node]
+        return torch.where(goes_left, self.left[node], self.right[node])
+
+    def _score(self, depth: torch.Tensor) -> torch.Tensor:
+        """scikit-learn's score for a summed path length: 2 to the minus mean depth."""
+        return torch.pow(2.0, -depth / self.normaliser)
 
     def blend(self, reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The standardised reconstruction score plus the weighted, standardised isolation."""

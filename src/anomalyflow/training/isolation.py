@@ -68,6 +68,7 @@ def as_tensors(forest: object) -> IsolationScore:
         isolation.right[span] = torch.from_numpy(first + np.where(leaf, own, tree.children_right))
         lengths = _node_depths(tree) + expected_path_length(tree.n_node_samples)
         isolation.path_lengths[span] = torch.from_numpy(lengths)
+        isolation.expected_lengths[span] = torch.from_numpy(_mean_below(tree, lengths))
     max_samples = forest.max_samples_  # type: ignore[attr-defined]
     isolation.normaliser.fill_(len(trees) * float(expected_path_length(np.array([max_samples]))[0]))
     return isolation
@@ -89,3 +90,17 @@ def _node_depths(tree: object) -> np.ndarray:
         if left[node] >= 0:
             depths[left[node]] = depths[right[node]] = depths[node] + 1
     return depths
+
+
+def _mean_below(tree: object, lengths: np.ndarray) -> np.ndarray:
+    """The training rows' mean path length through each node (a leaf's own at a leaf)."""
+    left, right = tree.children_left, tree.children_right  # type: ignore[attr-defined]
+    rows = tree.n_node_samples.astype(np.float64)  # type: ignore[attr-defined]
+    mean = lengths.copy()
+    for node in reversed(range(len(left))):  # children before their parent
+        if left[node] >= 0:
+            below = rows[left[node]] + rows[right[node]]
+            mean[node] = (
+                rows[left[node]] * mean[left[node]] + rows[right[node]] * mean[right[node]]
+            ) / below
+    return mean

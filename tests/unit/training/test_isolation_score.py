@@ -63,3 +63,31 @@ def test_fine_tuning_replaces_the_isolation_half(fast_settings: DetectorSettings
     x, y = _anomalies_in_a_gap(seed=3)
     detector = AnomalyDetector(fast_settings).fit(x, y)
     assert detector.scorer_ is not None and detector.isolation_ is None
+
+
+def test_contributions_add_up_to_the_score_less_the_typical_rows() -> None:
+    x, _ = _anomalies_in_a_gap()
+    isolation = as_tensors(IsolationForest(random_state=0, n_jobs=1).fit(x))
+    rows = torch.from_numpy(np.random.default_rng(5).normal(0, 3, size=(300, x.shape[1])))
+    with torch.no_grad():
+        contributions = isolation.contributions(rows).double()
+        mean_path = isolation.expected_lengths[isolation.roots].sum()
+        typical = 2.0 ** (-mean_path / isolation.normaliser)  # the mean path's score
+        expected = isolation(rows).double() - typical
+    np.testing.assert_allclose(contributions.sum(dim=1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("isolation_weight", [None, 2.0])
+def test_an_anomaly_alone_in_one_features_gap_is_explained_by_that_feature(
+    fast_settings: DetectorSettings, isolation_weight: float | None
+) -> None:
+    x, y = _anomalies_in_a_gap(seed=4)
+    x[y == 1, 1:] = np.random.default_rng(4).choice([-3.0, 3.0], size=(40, 3))  # typical
+    pretrain = replace(fast_settings.pretrain, isolation_weight=isolation_weight)
+    detector = AnomalyDetector(replace(fast_settings, pretrain=pretrain), label_free=True).fit(x)
+
+    named = detector.feature_contributions(x[y == 1]).argmax(axis=1)
+    if isolation_weight is None:
+        assert (named == 0).mean() < 0.25  # gradients of the reconstruction miss the gap
+    else:
+        assert (named == 0).mean() > 0.75  # the isolation half's splits name it
