@@ -57,21 +57,12 @@ class Journal:
                 f"{path} holds {_units_in(path)} finished units of a run: pass --resume to "
                 "keep them (the same command goes on), or remove the file to start over"
             )
+        recorded, units = read_journal(path)
+        _check_same_run(path, recorded, run)
         complete, _, cut_short = path.read_text().rpartition("\n")
-        lines = complete.split("\n")
-        _check_header(path, lines[0], run)
-        journal = cls(path)
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                journal._keep(json.loads(line))
-            except (ValueError, TypeError, KeyError) as error:
-                raise JournalRefused(
-                    f"{path}: line {number} is not a unit's outcomes ({error}); "
-                    "delete the file or run without --resume"
-                ) from None
         if cut_short:  # a last line a kill cut short: that unit runs again
             write_text(path, complete + "\n")
-        return journal
+        return cls(path, units)
 
     def record(self, outcomes: list[Outcome]) -> None:
         """Append one finished unit's outcomes, on disk before this returns."""
@@ -83,10 +74,47 @@ class Journal:
         self._keep(entry)
 
     def _keep(self, entry: dict[str, Any]) -> None:
-        outcomes = [Outcome(**o) for o in entry["outcomes"]]
-        if not outcomes:
-            raise ValueError("no outcomes")
+        outcomes = _unit(entry)
         self.units[(outcomes[0].dataset, outcomes[0].seed)] = outcomes
+
+
+def read_journal(path: Path) -> tuple[dict[str, Any], dict[UnitKey, list[Outcome]]]:
+    """A journal's run description and finished units (a last line cut short left out).
+
+    Raises:
+        JournalRefused: a file that cannot be read, or is not a journal, or holds a
+            damaged line before the last.
+    """
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise JournalRefused(f"{path}: cannot be read ({error.strerror})") from None
+    lines = text.rpartition("\n")[0].split("\n")
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("journal") != FORMAT:
+        raise JournalRefused(f"{path}: line 1 is not a benchmark journal's header")
+    units: dict[UnitKey, list[Outcome]] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            outcomes = _unit(json.loads(line))
+        except (ValueError, TypeError, KeyError) as error:
+            raise JournalRefused(
+                f"{path}: line {number} is not a unit's outcomes ({error}); "
+                "the file is damaged: delete it, or run without it"
+            ) from None
+        units[(outcomes[0].dataset, outcomes[0].seed)] = outcomes
+    return dict(header.get("run", {})), units
+
+
+def _unit(entry: dict[str, Any]) -> list[Outcome]:
+    """One journal line's outcomes: one unit's, at least one."""
+    outcomes = [Outcome(**o) for o in entry["outcomes"]]
+    if not outcomes:
+        raise ValueError("no outcomes")
+    return outcomes
 
 
 def _units_in(path: Path) -> int:
@@ -94,16 +122,9 @@ def _units_in(path: Path) -> int:
     return max(0, len(path.read_text().splitlines()) - 1)
 
 
-def _check_header(path: Path, line: str, run: dict[str, Any]) -> None:
-    """Refuse a journal whose first line is not this ``run``'s, naming what differs."""
-    try:
-        recorded = json.loads(line)
-    except ValueError:
-        recorded = None
-    if not isinstance(recorded, dict) or recorded.get("journal") != FORMAT:
-        raise JournalRefused(f"{path}: line 1 is not a benchmark journal's header")
-    theirs = recorded.get("run", {})
-    differ = sorted(k for k in run.keys() | theirs.keys() if theirs.get(k) != run.get(k))
+def _check_same_run(path: Path, recorded: dict[str, Any], run: dict[str, Any]) -> None:
+    """Refuse a journal recorded for another ``run``, naming what differs."""
+    differ = sorted(k for k in run.keys() | recorded.keys() if recorded.get(k) != run.get(k))
     if differ:
         raise JournalRefused(
             f"{path} is another run's ({', '.join(differ)} differ); resume only the same "

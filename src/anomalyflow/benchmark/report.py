@@ -156,7 +156,8 @@ def plot(
     frame = outcome_frame(outcomes)
     metric = headline_metric(label_ratio, labels)
     pivot = frame.pivot_table(index="dataset", columns="method", values=metric)
-    methods = [REFERENCE, *sorted(c for c in pivot.columns if c != REFERENCE)]
+    ours = [REFERENCE] if REFERENCE in pivot.columns else []  # absent: run without it
+    methods = [*ours, *sorted(c for c in pivot.columns if c != REFERENCE)]
     figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(methods)), 4.5))
     positions = np.arange(len(methods))
     axis.bar(positions, [pivot[m].mean() for m in methods], color="#9ecae1", label="mean")

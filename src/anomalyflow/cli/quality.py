@@ -57,16 +57,29 @@ def benchmark(
     resume: Annotated[
         bool, typer.Option(help="Keep the units that OUT's journal of this same run finished.")
     ] = False,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods to run (default: every one).")
+    ] = None,
+    peers_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier run's journal on the same splits: the other methods' "
+            "outcomes are taken from it instead of run again."
+        ),
+    ] = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Run the few-label protocol: AnomalyFlow beside its peers on identical splits.
 
     Each finished data set and seed is journaled in OUT as it ends, so a killed run
     resumes with --resume (the same command), on this machine or from another's journal.
+    After a change to AnomalyFlow, --methods anomalyflow --peers-from JOURNAL runs it alone
+    and takes the peers' outcomes from an earlier run on the same splits.
     """
     from anomalyflow.benchmark import peers
     from anomalyflow.benchmark.journal import Journal
     from anomalyflow.benchmark.protocol import Budget
+    from anomalyflow.benchmark.reuse import reused_outcomes
     from anomalyflow.benchmark.runner import run_benchmark, run_description
     from anomalyflow.detector import DetectorSettings
 
@@ -82,18 +95,37 @@ def benchmark(
     choice = peers.protocol_methods(settings, label_ratio, labels)
     for name, install in choice.skipped.items():
         typer.echo(f"skipped {name}: its library does not import; install: {install}")
-    names = list(choice.run)
+    names = _chosen(methods, list(choice.run))
     tag = f"ratio-{label_ratio:g}" if labels is None else f"labels-{labels}"
     run = run_description(data, settings, budget, names)
+    units = [(path, seed) for path in data for seed in range(seeds)]
+    keys = [(path.stem, seed) for path, seed in units]
+    reused = reused_outcomes(peers_from, run, keys, set(names)) if peers_from else None
     journal = Journal.start(out / f"benchmark-{tag}.jsonl", run, resume)
     if journal.units:
         typer.echo(f"resuming: {len(journal.units)} data set and seed units from {journal.path}")
-    units = [(path, seed) for path in data for seed in range(seeds)]
     outcomes = run_benchmark(units, settings, budget, names, journal, jobs, _progress)
+    if reused is not None:
+        outcomes += [o for key in keys for o in reused.units[key]]
     payload = _report(outcomes, budget, seeds, choice.skipped)
+    if reused is not None:
+        payload["peers_from"] = reused.source
     if speed:
         payload["speed"] = _measure_speed(data, params_path)
     _write_report(payload, outcomes, budget, out, f"benchmark-{tag}")
+
+
+def _chosen(methods: str | None, every: list[str]) -> list[str]:
+    """The methods ``--methods`` names (every one without it), or a refusal naming one unknown."""
+    if methods is None:
+        return every
+    names = [name.strip() for name in methods.split(",") if name.strip()]
+    for name in names:
+        if name not in every:
+            fail(f"--methods: {name!r} is not one of this budget's methods ({', '.join(every)})")
+    if not names:
+        fail("--methods: name at least one method")
+    return names
 
 
 def _report(
