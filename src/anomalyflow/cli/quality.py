@@ -35,38 +35,45 @@ def fit_score(
     typer.echo(f"wrote {len(scores)} scores to {out}")
 
 
+LabelsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Train anomalies labeled (ADGym's protocol; all when fewer); replaces "
+        "--label-ratio. Run once per count (5, 10, 25)."
+    ),
+]
+JobsOption = Annotated[
+    int, typer.Option(help="Processes, one thread each: data sets and seeds in parallel.")
+]
+ResumeOption = Annotated[
+    bool, typer.Option(help="Keep the units that OUT's journal of this same run finished.")
+]
+MethodsOption = Annotated[
+    str | None, typer.Option(help="Comma-separated methods to run (default: every one).")
+]
+PeersFromOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="An earlier run's journal on the same splits: the other methods' "
+        "outcomes are taken from it instead of run again."
+    ),
+]
+
+
 @app.command()
 def benchmark(
     data: Annotated[list[Path], typer.Argument(help="ADBench-style .npz files (X, y).")],
     label_ratio: Annotated[float, typer.Option(help="Share of train anomalies labeled.")] = 0.05,
-    labels: Annotated[
-        int | None,
-        typer.Option(
-            help="Train anomalies labeled (ADGym's protocol; all when fewer); replaces "
-            "--label-ratio. Run once per count (5, 10, 25)."
-        ),
-    ] = None,
+    labels: LabelsOption = None,
     seeds: Annotated[int, typer.Option(help="Seeds (splits) per data set.")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for JSON and plot.")] = Path(
         "benchmark-results"
     ),
     speed: Annotated[bool, typer.Option(help="Also measure throughput and memory.")] = True,
-    jobs: Annotated[
-        int, typer.Option(help="Processes, one thread each: data sets and seeds in parallel.")
-    ] = 1,
-    resume: Annotated[
-        bool, typer.Option(help="Keep the units that OUT's journal of this same run finished.")
-    ] = False,
-    methods: Annotated[
-        str | None, typer.Option(help="Comma-separated methods to run (default: every one).")
-    ] = None,
-    peers_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="An earlier run's journal on the same splits: the other methods' "
-            "outcomes are taken from it instead of run again."
-        ),
-    ] = None,
+    jobs: JobsOption = 1,
+    resume: ResumeOption = False,
+    methods: MethodsOption = None,
+    peers_from: PeersFromOption = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Run the few-label protocol: AnomalyFlow beside its peers on identical splits.
