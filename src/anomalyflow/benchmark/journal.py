@@ -47,7 +47,7 @@ class Journal:
                 without ``resume``, a journal there that holds finished units (hours of
                 work are not thrown away unasked).
         """
-        run = json.loads(json.dumps(run, default=str))  # as it reads back from the file
+        run = as_recorded(run)
         header = json.dumps({"journal": FORMAT, "run": run}, sort_keys=True)
         if not path.exists() or (not resume and _units_in(path) == 0):
             write_text(path, header + "\n")
@@ -76,6 +76,12 @@ class Journal:
     def _keep(self, entry: dict[str, Any]) -> None:
         outcomes = _unit(entry)
         self.units[(outcomes[0].dataset, outcomes[0].seed)] = outcomes
+
+
+def as_recorded(run: dict[str, Any]) -> dict[str, Any]:
+    """A run description as it reads back from a journal's header (paths as strings)."""
+    recorded: dict[str, Any] = json.loads(json.dumps(run, default=str))
+    return recorded
 
 
 def read_journal(path: Path) -> tuple[dict[str, Any], dict[UnitKey, list[Outcome]]]:

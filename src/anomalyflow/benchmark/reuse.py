@@ -10,12 +10,11 @@ report names the journal and the code its outcomes came from.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anomalyflow.benchmark.journal import UnitKey, read_journal
+from anomalyflow.benchmark.journal import UnitKey, as_recorded, read_journal
 from anomalyflow.benchmark.protocol import Outcome
 from anomalyflow.errors import Refusal
 
@@ -40,7 +39,7 @@ def reused_outcomes(path: Path, run: dict[str, Any], units: list[UnitKey], ran: 
             set with other bytes or absent), or it lacks one of ``units``.
     """
     recorded, finished = read_journal(path)
-    run = json.loads(json.dumps(run, default=str))  # as the journal records it
+    run = as_recorded(run)
     if recorded.get("budget") != run["budget"]:
         raise ReuseRefused(
             f"{path}: its budget {recorded.get('budget')} is not this run's {run['budget']}"
