@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from anomalyflow.benchmark.resampling import resampled_auprc, stratified_counts
 from anomalyflow.data.loaders import read_npz
 from anomalyflow.data.scaling import RobustScaler
 from anomalyflow.data.splits import stratified_split, subsample_stratified
@@ -77,6 +78,11 @@ class Outcome:
     phases: dict[str, float] = field(default_factory=dict)  # AnomalyFlow's fit, by phase
     labeled: int = 0  # train anomalies that kept their label
     test_anomalies: int = 0  # the rows that decide the AUPRC (0: not recorded)
+    resampled_auprc: tuple[float, ...] = ()  # on the unit's resampled test rows (resampling)
+
+    def __post_init__(self) -> None:
+        # a journal reads the resamples back as a list; an outcome holds them as recorded
+        object.__setattr__(self, "resampled_auprc", tuple(self.resampled_auprc))
 
 
 def make_split(
@@ -234,11 +240,17 @@ def run_unit(path: Path, seed: int, chosen: dict[str, Method], budget: Budget) -
     split = make_split(
         table.x, table.y, budget.label_ratio, seed, budget.row_cap, budget.test_size, budget.labels
     )
-    return [_run_one(path.stem, seed, name, method, split) for name, method in chosen.items()]
+    counts = stratified_counts(split.y_test, seed)
+    return [
+        _run_one(path.stem, seed, name, method, split, counts) for name, method in chosen.items()
+    ]
 
 
-def _run_one(dataset: str, seed: int, name: str, method: Method, split: Split) -> Outcome:
-    """Fit ``method`` on the split's train rows and score its test rows, timing each."""
+def _run_one(
+    dataset: str, seed: int, name: str, method: Method, split: Split, counts: np.ndarray
+) -> Outcome:
+    """Fit ``method`` on the split's train rows and score its test rows, timing each; then
+    its AUPRC on each resample of the test rows (``counts``, the same for every method)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         started = time.perf_counter()
@@ -259,6 +271,7 @@ def _run_one(dataset: str, seed: int, name: str, method: Method, split: Split) -
         phases=fitted.phases,
         labeled=int(split.y_partial.sum()),
         test_anomalies=int(split.y_test.sum()),
+        resampled_auprc=tuple(resampled_auprc(split.y_test, scores, counts).tolist()),
     )
 
 

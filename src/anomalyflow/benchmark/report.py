@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 from anomalyflow.benchmark.cost import cost_summary, cost_table, markdown_cost_table
+from anomalyflow.benchmark.luck import best_peer_luck
 from anomalyflow.benchmark.protocol import Outcome
 
 REFERENCE = "anomalyflow"
@@ -65,6 +66,8 @@ def summarize(
     summary["cost"] = cost_summary(outcomes)
     if split := by_test_anomalies(outcomes, metric):
         summary["by_test_anomalies"] = split
+    if metric == "auprc" and (luck := best_peer_luck(outcomes)):
+        summary["best_peer_luck"] = luck
     return summary
 
 
@@ -112,7 +115,25 @@ def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None
         means = pd.DataFrame({name: group["means"] for name, group in split.items()}).T
         means.insert(0, "data sets", [group["datasets"] for group in split.values()])
         quality += "\n\nMean by test anomalies per set\n" + means.round(3).to_string()
+    if headline_metric(label_ratio, labels) == "auprc" and (luck := best_peer_luck(outcomes)):
+        quality += "\n\n" + _luck_lines(luck)
     return f"{quality}\n\n{cost_table(outcomes)}"
+
+
+def _luck_lines(luck: dict[str, Any]) -> str:
+    """The best peer's mean with and without the luck of picking it on the scored rows."""
+    lines = [
+        f"Best peer in hindsight {luck['hindsight_best_peer']:.3f}; luck of the pick "
+        f"{luck['luck']:.3f} ({luck['resamples']} resamples of the test rows); "
+        f"less the luck {luck['best_peer_less_luck']:.3f}"
+    ]
+    if "anomalyflow_above_hindsight_share" in luck:
+        lines.append(
+            f"AnomalyFlow's mean above the hindsight best peer's on "
+            f"{luck['anomalyflow_above_hindsight_share']:.0%} of resamples, above the best "
+            f"peers' on average on {luck['anomalyflow_above_best_on_average_share']:.0%}"
+        )
+    return "\n".join(lines)
 
 
 def _quality_table(outcomes: list[Outcome], label_ratio: float, labels: int | None) -> str:
