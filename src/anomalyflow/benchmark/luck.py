@@ -39,11 +39,12 @@ def best_peer_luck(outcomes: list[Outcome]) -> dict[str, Any]:
     resampled = {d: _seed_means(peers, d, resampled=True) for d in datasets}
     luck = {d: _luck(resampled[d]) for d in datasets}
     hindsight = float(np.mean([max(observed[d].values()) for d in datasets]))
+    mean_luck = float(np.mean(list(luck.values())))
     summary: dict[str, Any] = {
         "resamples": len(peers[0].resampled_auprc),
         "hindsight_best_peer": hindsight,
-        "luck": float(np.mean(list(luck.values()))),
-        "best_peer_less_luck": hindsight - float(np.mean(list(luck.values()))),
+        "luck": mean_luck,
+        "best_peer_less_luck": hindsight - mean_luck,
         "luck_per_dataset": luck,
     }
     return summary | _reference_against(outcomes, resampled)
@@ -68,18 +69,18 @@ def _luck(resampled: dict[str, np.ndarray]) -> float:
 def _reference_against(
     outcomes: list[Outcome], resampled: dict[str, dict[str, np.ndarray]]
 ) -> dict[str, Any]:
-    """How often AnomalyFlow's resampled mean over sets is above each form of the target."""
+    """How often AnomalyFlow's resampled mean over sets is above each form of the target
+    (over the sets AnomalyFlow ran on)."""
     ours = [o for o in outcomes if o.method == REFERENCE and o.dataset in resampled]
     if not ours or any(not o.resampled_auprc for o in ours):
         return {}
-    reference = np.mean(
-        [_seed_means(ours, d, resampled=True)[REFERENCE] for d in resampled], axis=0
-    )
+    covered = sorted({o.dataset for o in ours})
+    reference = np.mean([_seed_means(ours, d, resampled=True)[REFERENCE] for d in covered], axis=0)
     hindsight = np.mean(
-        [np.stack(list(r.values())).max(axis=0) for r in resampled.values()], axis=0
+        [np.stack(list(resampled[d].values())).max(axis=0) for d in covered], axis=0
     )
     best_on_average = np.mean(
-        [max(r.values(), key=lambda values: float(values.mean())) for r in resampled.values()],
+        [max(resampled[d].values(), key=lambda values: float(values.mean())) for d in covered],
         axis=0,
     )
     return {
