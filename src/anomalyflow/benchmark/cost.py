@@ -12,10 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from anomalyflow.benchmark.protocol import Outcome
+from anomalyflow.benchmark.protocol import REFERENCE, Outcome
 
 BASELINE = "catboost"
-REFERENCE = "anomalyflow"
 PHASES = ("pretrain", "finetune", "threshold")
 ALL = "all data sets"
 

@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from anomalyflow.benchmark.peers import CHOSEN_PEERS, NOT_PEERS
-from anomalyflow.benchmark.protocol import Outcome
-
-REFERENCE = "anomalyflow"
+from anomalyflow.benchmark.protocol import REFERENCE, Outcome
 
 
 def best_peer_luck(outcomes: list[Outcome]) -> dict[str, Any]:

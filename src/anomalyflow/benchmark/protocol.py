@@ -30,6 +30,9 @@ from anomalyflow.data.splits import stratified_split, subsample_stratified
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.training.linear import logistic_regression as linear_classifier
 
+REFERENCE = "anomalyflow"
+"""The method every report compares each other method with."""
+
 Scorer = Callable[[np.ndarray], np.ndarray]
 """Scores rows ``(rows, features)``: one score per row, higher = more anomalous."""
 
@@ -198,7 +201,7 @@ def methods(
 ) -> dict[str, Method]:
     """Every method run at ``label_ratio`` (or ``labels``); label-free ones only without."""
     unsupervised: dict[str, Method] = {
-        "anomalyflow": anomalyflow_method(settings, pretrained=True),
+        REFERENCE: anomalyflow_method(settings, pretrained=True),
         "isolation_forest": isolation_forest,
         "ecod": ecod,
     }

@@ -16,9 +16,8 @@ from scipy.stats import wilcoxon
 
 from anomalyflow.benchmark.cost import cost_summary, cost_table, markdown_cost_table
 from anomalyflow.benchmark.luck import best_peer_luck
-from anomalyflow.benchmark.protocol import Outcome
+from anomalyflow.benchmark.protocol import REFERENCE, Outcome
 
-REFERENCE = "anomalyflow"
 FEW_TEST_ANOMALIES = 10
 """Below this many anomalies in a set's test rows, each one moves the set's AUPRC a lot."""
 
