@@ -7,7 +7,9 @@ other draws of such rows: the winner's curse. The resamples of each unit's test 
 (:mod:`anomalyflow.benchmark.resampling`) measure it, per set, as the mean over resamples
 of the best peer's AUPRC less the best of the peers' mean AUPRCs over resamples. The best
 peer's mean less that luck is what a method as good as the best peer on every set, and no
-better, would be expected to score.
+better, would be expected to score on these splits. The luck of the splits themselves
+(which anomalies are labeled, which are scored) is not in it: resamples only redraw the
+rows a split holds.
 """
 
 from __future__ import annotations

@@ -122,8 +122,8 @@ def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None
 def _luck_lines(luck: dict[str, Any]) -> str:
     """The best peer's mean with and without the luck of picking it on the scored rows."""
     lines = [
-        f"Best peer in hindsight {luck['hindsight_best_peer']:.3f}; luck of the pick "
-        f"{luck['luck']:.3f} ({luck['resamples']} resamples of the test rows); "
+        f"Best peer in hindsight {luck['hindsight_best_peer']:.3f}; luck of the pick on "
+        f"the scored rows {luck['luck']:.3f} ({luck['resamples']} resamples of the test rows); "
         f"less the luck {luck['best_peer_less_luck']:.3f}"
     ]
     if "anomalyflow_above_hindsight_share" in luck:
