@@ -10,6 +10,10 @@ peer's mean less that luck is what a method as good as the best peer on every se
 better, would be expected to score on these splits. The luck of the splits themselves
 (which anomalies are labeled, which are scored) is not in it: resamples only redraw the
 rows a split holds.
+
+That luck of the split is measured by a run with twice the seeds
+(:func:`best_peer_split_luck`): per set, the peer best on one half of the seeds is scored
+on the other half, which it was not picked on, and the other way round.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from anomalyflow.benchmark.peers import CHOSEN_PEERS, NOT_PEERS
+from anomalyflow.benchmark.paired import paired
+from anomalyflow.benchmark.peers import CHOSEN_PEERS, NOT_PEERS, best_peer_choices
 from anomalyflow.benchmark.protocol import REFERENCE, Outcome
 
 
@@ -87,3 +93,66 @@ def _reference_against(
         "anomalyflow_above_hindsight_share": float((reference > hindsight).mean()),
         "anomalyflow_above_best_on_average_share": float((reference > best_on_average).mean()),
     }
+
+
+def best_peer_split_luck(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The hindsight best peer of half the seeds, scored on the other half; and AnomalyFlow.
+
+    Per set, the peer with the highest mean AUPRC over one half of the seeds (picked as the
+    benchmark picks its best peer) is scored on the other half, and the other way round;
+    the mean where it was picked less the mean on fresh splits is the luck of the split
+    (which anomalies were labeled, which scored, each method's training draw). A run of
+    2n seeds so measures the target of an n-seed run. AnomalyFlow's mean over every seed
+    is paired, set by set, with the best peer's on fresh splits: the target with that luck
+    taken out. Empty with an odd number of seeds, or one.
+    """
+    peers = [o for o in outcomes if o.method not in NOT_PEERS | CHOSEN_PEERS]
+    seeds = sorted({o.seed for o in peers})
+    if len(seeds) < 2 or len(seeds) % 2:
+        return {}
+    halves = (set(seeds[: len(seeds) // 2]), set(seeds[len(seeds) // 2 :]))
+    picked, fresh = _picked_and_fresh(peers, *halves)
+    picked_back, fresh_back = _picked_and_fresh(peers, *reversed(halves))
+    where_picked, on_fresh = (picked + picked_back) / 2, (fresh + fresh_back) / 2
+    summary: dict[str, Any] = {
+        "seeds_per_half": len(seeds) // 2,
+        "hindsight_best_peer": float(where_picked.mean()),
+        "fresh_best_peer": float(on_fresh.mean()),
+        "luck": float((where_picked - on_fresh).mean()),
+        "luck_per_dataset": (where_picked - on_fresh).to_dict(),
+    }
+    ours = _reference_means(outcomes).reindex(on_fresh.index).dropna()
+    if ours.empty:
+        return summary
+    behind = ours - on_fresh[ours.index]
+    return (
+        summary
+        | {
+            "anomalyflow": float(ours.mean()),
+            "anomalyflow_less_fresh_best_peer": float(behind.mean()),
+            "anomalyflow_less_fresh_per_dataset": behind.to_dict(),
+        }
+        | paired(ours, on_fresh[ours.index])
+    )
+
+
+def _picked_and_fresh(
+    peers: list[Outcome], pick_on: set[int], score_on: set[int]
+) -> tuple[pd.Series, pd.Series]:
+    """Per set, the best peer on the seeds ``pick_on``: its mean there, and on ``score_on``."""
+    chosen = best_peer_choices([o for o in peers if o.seed in pick_on], "auprc")
+
+    def mean_of_chosen(seeds: set[int]) -> pd.Series:
+        rows = [
+            (o.dataset, o.auprc) for o in peers if o.seed in seeds and chosen[o.dataset] == o.method
+        ]
+        return pd.DataFrame(rows, columns=["dataset", "auprc"]).groupby("dataset").auprc.mean()
+
+    return mean_of_chosen(pick_on), mean_of_chosen(score_on)
+
+
+def _reference_means(outcomes: list[Outcome]) -> pd.Series:
+    """AnomalyFlow's mean AUPRC over seeds, per set (empty when it did not run)."""
+    rows = [(o.dataset, o.auprc) for o in outcomes if o.method == REFERENCE]
+    frame = pd.DataFrame(rows, columns=["dataset", "auprc"])
+    return frame.groupby("dataset").auprc.mean()

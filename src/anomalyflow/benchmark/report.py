@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
 
 from anomalyflow.benchmark.cost import cost_summary, cost_table, markdown_cost_table
-from anomalyflow.benchmark.luck import best_peer_luck
+from anomalyflow.benchmark.luck import best_peer_luck, best_peer_split_luck
+from anomalyflow.benchmark.paired import paired
 from anomalyflow.benchmark.protocol import REFERENCE, Outcome
 
 FEW_TEST_ANOMALIES = 10
@@ -60,13 +60,15 @@ def summarize(
             "fit_seconds_total": float(frame[frame.method == method].fit_seconds.sum()),
         }
         if method != REFERENCE and REFERENCE in per_dataset.columns:
-            entry |= _paired(per_dataset[REFERENCE], per_dataset[method])
+            entry |= paired(per_dataset[REFERENCE], per_dataset[method])
         summary["methods"][method] = entry
     summary["cost"] = cost_summary(outcomes)
     if split := by_test_anomalies(outcomes, metric):
         summary["by_test_anomalies"] = split
     if metric == "auprc" and (luck := best_peer_luck(outcomes)):
         summary["best_peer_luck"] = luck
+    if metric == "auprc" and (split_luck := best_peer_split_luck(outcomes)):
+        summary["best_peer_split_luck"] = split_luck
     return summary
 
 
@@ -94,18 +96,6 @@ def by_test_anomalies(outcomes: list[Outcome], metric: str) -> dict[str, Any]:
     }
 
 
-def _paired(ours: pd.Series, theirs: pd.Series) -> dict[str, Any]:
-    """AnomalyFlow's wins and losses per data set, and a Wilcoxon signed-rank p-value."""
-    difference = (ours - theirs).dropna()
-    nonzero = difference[difference.abs() > 1e-12]
-    p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 5 else float("nan")
-    return {
-        "anomalyflow_wins": int((nonzero > 0).sum()),
-        "anomalyflow_losses": int((nonzero < 0).sum()),
-        "wilcoxon_p": p_value,
-    }
-
-
 def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None) -> str:
     """The quality table, its means by test anomalies, then fit seconds beside CatBoost's."""
     quality = _quality_table(outcomes, label_ratio, labels)
@@ -114,8 +104,11 @@ def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None
         means = pd.DataFrame({name: group["means"] for name, group in split.items()}).T
         means.insert(0, "data sets", [group["datasets"] for group in split.values()])
         quality += "\n\nMean by test anomalies per set\n" + means.round(3).to_string()
-    if headline_metric(label_ratio, labels) == "auprc" and (luck := best_peer_luck(outcomes)):
+    with_labels = headline_metric(label_ratio, labels) == "auprc"
+    if with_labels and (luck := best_peer_luck(outcomes)):
         quality += "\n\n" + _luck_lines(luck)
+    if with_labels and (split_luck := best_peer_split_luck(outcomes)):
+        quality += "\n" + _split_luck_lines(split_luck)
     return f"{quality}\n\n{cost_table(outcomes)}"
 
 
@@ -131,6 +124,23 @@ def _luck_lines(luck: dict[str, Any]) -> str:
             f"AnomalyFlow's mean above the hindsight best peer's on "
             f"{luck['anomalyflow_above_hindsight_share']:.0%} of resamples, above the best "
             f"peers' on average on {luck['anomalyflow_above_best_on_average_share']:.0%}"
+        )
+    return "\n".join(lines)
+
+
+def _split_luck_lines(luck: dict[str, Any]) -> str:
+    """The best peer picked on half the seeds, where picked and on the other half."""
+    half = luck["seeds_per_half"]
+    lines = [
+        f"Best peer picked on {half} seeds: {luck['hindsight_best_peer']:.3f} on them, "
+        f"{luck['fresh_best_peer']:.3f} on {half} other seeds (luck of the split "
+        f"{luck['luck']:.3f})"
+    ]
+    if "anomalyflow" in luck:
+        lines.append(
+            f"AnomalyFlow {luck['anomalyflow']:.3f}, less that best peer on fresh seeds "
+            f"{luck['anomalyflow_less_fresh_best_peer']:+.3f} ({luck['anomalyflow_wins']} wins, "
+            f"{luck['anomalyflow_losses']} losses, Wilcoxon p {luck['wilcoxon_p']:.2g})"
         )
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from anomalyflow.benchmark.journal import Journal
-from anomalyflow.benchmark.luck import best_peer_luck
+from anomalyflow.benchmark.luck import best_peer_luck, best_peer_split_luck
 from anomalyflow.benchmark.protocol import Budget, Outcome, isolation_forest, make_split, run_unit
 from anomalyflow.benchmark.report import summarize
 from anomalyflow.benchmark.resampling import resampled_auprc, stratified_counts
@@ -71,11 +71,16 @@ def test_every_method_of_a_unit_is_weighed_on_the_same_resamples_and_kept_in_the
 
 
 def _outcomes(
-    dataset: str, method: str, level: float, noise: float, rng: np.random.Generator
+    dataset: str,
+    method: str,
+    level: float,
+    noise: float,
+    rng: np.random.Generator,
+    seeds: int = 3,
 ) -> list[Outcome]:
-    """Three seeds of one method whose AUPRC is ``level`` give or take ``noise``."""
+    """``seeds`` seeds of one method whose AUPRC is ``level`` give or take ``noise``."""
     result = []
-    for seed in range(3):
+    for seed in range(seeds):
         resampled = tuple(np.clip(level + noise * rng.standard_normal(200), 0, 1).tolist())
         observed = float(np.clip(level + noise * rng.standard_normal(), 0, 1))
         result.append(
@@ -133,3 +138,51 @@ def test_runs_journaled_before_resamples_were_recorded_report_no_luck() -> None:
     before = [replace(o, resampled_auprc=()) for o in outcomes]
     assert best_peer_luck(before) == {}
     assert "best_peer_luck" not in summarize(before, label_ratio=0.05)
+
+
+def test_nine_peers_equal_but_for_the_split_owe_the_best_ones_lead_to_the_split() -> None:
+    rng = np.random.default_rng(4)
+    outcomes = [
+        o
+        for dataset in "abcdefgh"
+        for peer in range(9)
+        for o in _outcomes(dataset, f"peer{peer}", 0.5, 0.1, rng, seeds=6)
+    ]
+    luck = best_peer_split_luck(outcomes)
+    assert luck["seeds_per_half"] == 3
+    # picked on three seeds: the best of nine means of three draws of N(0.5, 0.1)
+    assert luck["hindsight_best_peer"] == pytest.approx(0.5 + 1.49 * 0.1 / np.sqrt(3), abs=0.02)
+    assert luck["fresh_best_peer"] == pytest.approx(0.5, abs=0.02)  # on fresh seeds: average
+    assert luck["luck"] == pytest.approx(luck["hindsight_best_peer"] - luck["fresh_best_peer"])
+
+
+def test_a_peer_far_ahead_keeps_its_lead_on_fresh_splits_and_anomalyflow_is_paired_with_it() -> (
+    None
+):
+    rng = np.random.default_rng(5)
+    outcomes = [
+        o
+        for dataset, strong in (("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.6), ("e", 0.5))
+        for method, level in (("strong", strong), ("weak", strong - 0.4))
+        for o in _outcomes(dataset, method, level, 0.01, rng, seeds=4)
+    ]
+    behind = [
+        replace(o, method="anomalyflow", auprc=o.auprc - 0.05)
+        for o in outcomes
+        if o.method == "strong"
+    ]
+    luck = best_peer_split_luck([*outcomes, *behind])
+    assert luck["seeds_per_half"] == 2
+    assert luck["luck"] == pytest.approx(0.0, abs=0.02)
+    assert luck["anomalyflow_less_fresh_best_peer"] == pytest.approx(-0.05, abs=1e-9)
+    assert (luck["anomalyflow_wins"], luck["anomalyflow_losses"]) == (0, 5)
+
+
+def test_the_split_luck_needs_an_even_number_of_seeds() -> None:
+    rng = np.random.default_rng(6)
+    for seeds, reported in ((1, False), (3, False), (2, True), (6, True)):
+        outcomes = [
+            *_outcomes("a", "p", 0.6, 0.05, rng, seeds),
+            *_outcomes("a", "q", 0.5, 0.05, rng, seeds),
+        ]
+        assert ("best_peer_split_luck" in summarize(outcomes, label_ratio=0.05)) is reported
