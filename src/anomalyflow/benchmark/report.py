@@ -96,18 +96,17 @@ def by_test_anomalies(outcomes: list[Outcome], metric: str) -> dict[str, Any]:
     }
 
 
-def table(outcomes: list[Outcome], label_ratio: float, labels: int | None = None) -> str:
-    """The quality table, its means by test anomalies, then fit seconds beside CatBoost's."""
-    quality = _quality_table(outcomes, label_ratio, labels)
-    split = by_test_anomalies(outcomes, headline_metric(label_ratio, labels))
-    if split:
+def table(outcomes: list[Outcome], summary: dict[str, Any]) -> str:
+    """The quality table, the means by test anomalies and the best peer's luck (read from
+    ``summary``, :func:`summarize`'s of these outcomes), then fit seconds beside CatBoost's."""
+    quality = _quality_table(outcomes, summary["label_ratio"], summary["labels"])
+    if split := summary.get("by_test_anomalies"):
         means = pd.DataFrame({name: group["means"] for name, group in split.items()}).T
         means.insert(0, "data sets", [group["datasets"] for group in split.values()])
         quality += "\n\nMean by test anomalies per set\n" + means.round(3).to_string()
-    with_labels = headline_metric(label_ratio, labels) == "auprc"
-    if with_labels and (luck := best_peer_luck(outcomes)):
+    if luck := summary.get("best_peer_luck"):
         quality += "\n\n" + _luck_lines(luck)
-    if with_labels and (split_luck := best_peer_split_luck(outcomes)):
+    if split_luck := summary.get("best_peer_split_luck"):
         quality += "\n" + _split_luck_lines(split_luck)
     return f"{quality}\n\n{cost_table(outcomes)}"
 

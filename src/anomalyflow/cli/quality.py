@@ -143,8 +143,8 @@ def _report(
 
     ratio, labels = budget.label_ratio, budget.labels
     outcomes, notes = _with_best_peer(run, report.headline_metric(ratio, labels), labels)
-    typer.echo(report.table(outcomes, ratio, labels))
     summary = report.summarize(outcomes, ratio, labels)
+    typer.echo(report.table(outcomes, summary))
     _echo_wins(summary)
     return {
         "command": " ".join(["anomalyflow", *sys.argv[1:]]),

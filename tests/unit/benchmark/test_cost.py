@@ -67,7 +67,7 @@ def test_summary_json_and_tables_carry_seconds_and_ratio_to_catboost(
     assert per_method[BASELINE]["ratio_to_catboost"] == pytest.approx(1.0)
     assert summary["cost"]["anomalyflow_phases"]["blobs"]["pretrain"] > 0
     assert summary["methods"]["anomalyflow"]["fit_seconds_total"] > 0
-    assert "x)" in report.table(tiny_run, 0.2)
+    assert "x)" in report.table(tiny_run, summary)
     assert "x)" in report.markdown_table(tiny_run, 0.2).splitlines()[-1]
 
 
