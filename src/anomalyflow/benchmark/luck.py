@@ -144,7 +144,9 @@ def _picked_and_fresh(
 
     def mean_of_chosen(seeds: set[int]) -> pd.Series:
         rows = [
-            (o.dataset, o.auprc) for o in peers if o.seed in seeds and chosen[o.dataset] == o.method
+            (o.dataset, o.auprc)
+            for o in peers
+            if o.seed in seeds and chosen.get(o.dataset) == o.method
         ]
         return pd.DataFrame(rows, columns=["dataset", "auprc"]).groupby("dataset").auprc.mean()
 

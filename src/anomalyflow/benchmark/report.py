@@ -104,10 +104,11 @@ def table(outcomes: list[Outcome], summary: dict[str, Any]) -> str:
         means = pd.DataFrame({name: group["means"] for name, group in split.items()}).T
         means.insert(0, "data sets", [group["datasets"] for group in split.values()])
         quality += "\n\nMean by test anomalies per set\n" + means.round(3).to_string()
-    if luck := summary.get("best_peer_luck"):
-        quality += "\n\n" + _luck_lines(luck)
+    luck = [_luck_lines(summary["best_peer_luck"])] if "best_peer_luck" in summary else []
     if split_luck := summary.get("best_peer_split_luck"):
-        quality += "\n" + _split_luck_lines(split_luck)
+        luck.append(_split_luck_lines(split_luck))
+    if luck:
+        quality += "\n\n" + "\n".join(luck)
     return f"{quality}\n\n{cost_table(outcomes)}"
 
 
