@@ -24,8 +24,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/anomalyflow run
 
+# Two test processes where there are two cores (at most four), one file each at a time so a
+# module's fixtures are built once; one torch thread each, or they slow each other 10-100x.
 test: install
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

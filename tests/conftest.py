@@ -20,8 +20,9 @@ from anomalyflow.detector import DetectorSettings
 from anomalyflow.params import Params
 
 # Flows under test talk to Prefect's ephemeral API with a database of their own, never
-# the developer's ~/.prefect; set before any test imports prefect, removed at exit.
-if "PREFECT_HOME" not in os.environ:
+# the developer's ~/.prefect; set before any test imports prefect, removed at exit. Each
+# pytest-xdist worker gets its own: two ephemeral servers on one SQLite file lock it.
+if "PREFECT_HOME" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="anomalyflow-prefect-")
     atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
