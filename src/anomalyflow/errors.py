@@ -22,6 +22,22 @@ def debugging() -> bool:
 class Refusal(Exception):
     """A clear, expected refusal: the message is the whole story for the user."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Rebuilt from its message and fields, not by calling ``__init__`` again.
+
+        A refusal raised in a worker process (a benchmark job, a Dask task) crosses back
+        pickled; subclasses whose ``__init__`` takes other arguments than the message
+        would fail to unpickle, and the parent would see a broken pool instead of it.
+        """
+        return _rebuilt_refusal, (type(self), str(self), dict(vars(self)))
+
+
+def _rebuilt_refusal(kind: type[Refusal], message: str, fields: dict[str, object]) -> Refusal:
+    refusal = kind.__new__(kind)
+    Exception.__init__(refusal, message)
+    vars(refusal).update(fields)
+    return refusal
+
 
 class RefusalTracebackFilter(logging.Filter):
     """Drops the traceback from a log record of a refusal; the message stays.

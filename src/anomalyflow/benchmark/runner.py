@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
@@ -101,17 +101,15 @@ def _finished_units(
         return
     biggest_first = sorted(todo, key=lambda unit: -unit[0].stat().st_size)
     with worker_pool(jobs) as pool:
-        pending: set[Future[list[Outcome]]] = {
+        futures = [
             pool.submit(unit_outcomes, path, seed, settings, budget, names)
             for path, seed in biggest_first
-        }
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                yield future.result()
+        ]
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                for other in futures:
+                    other.cancel()  # those not started; the finished stay journaled
+            yield future.result()
 
 
 def unit_outcomes(

@@ -13,6 +13,7 @@ import pytest
 from anomalyflow.benchmark.journal import Journal, JournalRefused
 from anomalyflow.benchmark.protocol import Budget, Outcome
 from anomalyflow.benchmark.runner import Unit, run_benchmark, run_description
+from anomalyflow.data.schema import InputError
 from anomalyflow.detector import DetectorSettings
 from tests.conftest import make_blobs
 
@@ -148,3 +149,18 @@ def test_a_damaged_line_before_the_last_is_refused(
     journal.write_text("\n".join(lines) + "\n")
     with pytest.raises(JournalRefused, match="line 3"):
         _run(units, fast_settings, journal, resume=True)
+
+
+def test_with_jobs_a_refused_unit_stops_the_run_with_its_own_message(
+    units: list[Unit], fast_settings: DetectorSettings, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, X=np.zeros((400, 6)))  # no labels: refused as it loads, in a worker
+    journal = tmp_path / "run.jsonl"
+
+    with pytest.raises(InputError) as refused:  # not a pool "terminated abruptly"
+        _run([*units, (broken, 0)], fast_settings, journal, resume=False, jobs=2)
+
+    assert (refused.value.path, refused.value.column) == (broken, "y")
+    finished = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    assert {line["outcomes"][0]["dataset"] for line in finished} <= {"blobs1", "blobs2"}
