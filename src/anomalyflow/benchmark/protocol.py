@@ -232,6 +232,19 @@ class Budget:
     test_size: float
 
 
+def refuse_unreadable(paths: list[Path]) -> None:
+    """Read every data file as its units will, before the first unit starts.
+
+    A file refused only when its turn came would stop a run of hours at its end, with a
+    journal that the corrected file (other bytes) can no longer resume.
+
+    Raises:
+        InputError: the first file the protocol cannot read (names it and the rule).
+    """
+    for path in paths:
+        read_npz(path, require_labels=True)
+
+
 def run_unit(path: Path, seed: int, chosen: dict[str, Method], budget: Budget) -> list[Outcome]:
     """One unit of the protocol: every ``chosen`` method on one data set's split for ``seed``.
 

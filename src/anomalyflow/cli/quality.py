@@ -85,7 +85,7 @@ def benchmark(
     """
     from anomalyflow.benchmark import peers
     from anomalyflow.benchmark.journal import Journal
-    from anomalyflow.benchmark.protocol import Budget
+    from anomalyflow.benchmark.protocol import Budget, refuse_unreadable
     from anomalyflow.benchmark.reuse import reused_outcomes
     from anomalyflow.benchmark.runner import run_benchmark, run_description
     from anomalyflow.detector import DetectorSettings
@@ -99,6 +99,7 @@ def benchmark(
     if jobs < 1:
         fail(f"--jobs must be 1 or more, got {jobs}")
     budget = Budget(label_ratio, labels, params.benchmark.row_cap, params.benchmark.test_size)
+    refuse_unreadable(data)
     choice = peers.protocol_methods(settings, label_ratio, labels)
     for name, install in choice.skipped.items():
         typer.echo(f"skipped {name}: its library does not import; install: {install}")

@@ -96,3 +96,15 @@ def test_an_unknown_method_is_refused(data: list[str], tmp_path: Path) -> None:
     code, _ = _benchmark(data, tmp_path / "out", "--methods", "isolation_forest,catboost")
     assert code == 2  # CatBoost learns from labels: not a method of the no-label budget
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_data_file_last_in_the_list_is_refused_before_any_unit_runs(
+    data: list[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, X=np.zeros((400, 6)), y=np.full(400, 2))  # labels must be 0 or 1
+
+    code, report = _benchmark([*data, str(broken)], tmp_path / "out")
+
+    assert code == 2 and not report
+    assert not (tmp_path / "out").exists()  # no journal: nothing ran, nothing to resume
