@@ -26,6 +26,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from anomalyflow.benchmark.resampling import resampled_auprc, stratified_counts
 from anomalyflow.data.loaders import read_npz
 from anomalyflow.data.scaling import RobustScaler
+from anomalyflow.data.schema import InputError
 from anomalyflow.data.splits import stratified_split, subsample_stratified
 from anomalyflow.detector import AnomalyDetector, DetectorSettings
 from anomalyflow.training.linear import logistic_regression as linear_classifier
@@ -232,16 +233,24 @@ class Budget:
     test_size: float
 
 
-def refuse_unreadable(paths: list[Path]) -> None:
-    """Read every data file as its units will, before the first unit starts.
+def refuse_unusable_data(paths: list[Path]) -> None:
+    """Check every data file as its units will use it, before the first unit starts.
 
-    A file refused only when its turn came would stop a run of hours at its end, with a
-    journal that the corrected file (other bytes) can no longer resume.
+    A data set is known by its file's stem (journal, report): a second file of that stem
+    would silently take the first one's outcomes. A file refused only when its turn came
+    would stop a run of hours at its end, with a journal that the corrected file (other
+    bytes) can no longer resume.
 
     Raises:
-        InputError: the first file the protocol cannot read (names it and the rule).
+        InputError: the first file the protocol cannot read or tell apart (names it).
     """
+    seen: dict[str, Path] = {}
     for path in paths:
+        if path.stem in seen:
+            raise InputError(
+                path, None, f"data set {path.stem!r} is named twice ({seen[path.stem]})"
+            )
+        seen[path.stem] = path
         read_npz(path, require_labels=True)
 
 

@@ -85,21 +85,16 @@ def benchmark(
     """
     from anomalyflow.benchmark import peers
     from anomalyflow.benchmark.journal import Journal
-    from anomalyflow.benchmark.protocol import Budget, refuse_unreadable
+    from anomalyflow.benchmark.protocol import Budget, refuse_unusable_data
     from anomalyflow.benchmark.reuse import reused_outcomes
     from anomalyflow.benchmark.runner import run_benchmark, run_description
     from anomalyflow.detector import DetectorSettings
 
     params = configured(params_path)
     settings = DetectorSettings.from_params(params)
-    if not 0 <= label_ratio <= 1:
-        fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
-    if labels is not None and labels < 0:
-        fail(f"--labels must be 0 or more, got {labels}")
-    if jobs < 1:
-        fail(f"--jobs must be 1 or more, got {jobs}")
+    _refuse_bad_counts(label_ratio, labels, seeds, jobs)
     budget = Budget(label_ratio, labels, params.benchmark.row_cap, params.benchmark.test_size)
-    refuse_unreadable(data)
+    refuse_unusable_data(data)
     choice = peers.protocol_methods(settings, label_ratio, labels)
     for name, install in choice.skipped.items():
         typer.echo(f"skipped {name}: its library does not import; install: {install}")
@@ -121,6 +116,18 @@ def benchmark(
     if speed:
         payload["speed"] = _measure_speed(data, params_path)
     _write_report(payload, outcomes, budget, out, f"benchmark-{tag}")
+
+
+def _refuse_bad_counts(label_ratio: float, labels: int | None, seeds: int, jobs: int) -> None:
+    """Refuse a budget or count no run can have, before any file is read or written."""
+    if not 0 <= label_ratio <= 1:
+        fail(f"--label-ratio must be within [0, 1], got {label_ratio}")
+    if labels is not None and labels < 0:
+        fail(f"--labels must be 0 or more, got {labels}")
+    if seeds < 1:
+        fail(f"--seeds must be 1 or more, got {seeds}")
+    if jobs < 1:
+        fail(f"--jobs must be 1 or more, got {jobs}")
 
 
 def _chosen(methods: str | None, every: list[str]) -> list[str]:

@@ -98,13 +98,19 @@ def test_an_unknown_method_is_refused(data: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_a_bad_data_file_last_in_the_list_is_refused_before_any_unit_runs(
-    data: list[str], tmp_path: Path
+@pytest.mark.parametrize("mistake", ["bad labels", "same name", "no seeds"])
+def test_bad_data_or_options_are_refused_before_any_unit_runs(
+    data: list[str], tmp_path: Path, mistake: str
 ) -> None:
-    broken = tmp_path / "broken.npz"
-    np.savez(broken, X=np.zeros((400, 6)), y=np.full(400, 2))  # labels must be 0 or 1
+    last = tmp_path / "other" / ("broken.npz" if mistake == "bad labels" else "blobs1.npz")
+    last.parent.mkdir()
+    x, y = make_blobs(rows=400, seed=3)  # another set, but of a name already given
+    np.savez(last, X=x, y=np.full(400, 2) if mistake == "bad labels" else y)  # 0 or 1 only
+    files = [*data, str(last)] if mistake != "no seeds" else data
 
-    code, report = _benchmark([*data, str(broken)], tmp_path / "out")
+    code, report = _benchmark(
+        files, tmp_path / "out", *(["--seeds", "0"] * (mistake == "no seeds"))
+    )
 
     assert code == 2 and not report
     assert not (tmp_path / "out").exists()  # no journal: nothing ran, nothing to resume
