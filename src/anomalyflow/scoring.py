@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from anomalyflow.atomic import atomic_path
-from anomalyflow.data.loaders import as_float32
+from anomalyflow.data.loaders import as_float32, require_file
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import Refusal
@@ -89,6 +89,29 @@ def read_chunks(
         offset += len(chunk)
 
 
+def readable_source(path: Path) -> Path:
+    """``path`` if it is a file whose header reads as CSV or Parquet; else a refusal naming it."""
+    require_file(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            pq.ParquetFile(path)
+        elif path.suffix.lower() == ".csv":
+            pd.read_csv(path, nrows=0)
+    except (OSError, ValueError) as error:  # Arrow's and pandas' parse errors are ValueErrors
+        raise InputError(path, None, f"cannot be read ({error})") from error
+    return path
+
+
+def separate_target(source: Path, target: Path) -> Path:
+    """``target`` if it names a file other than ``source``: scores never replace their input
+    (the holdout, a batch) nor a folder."""
+    if target.is_dir() or not target.name:
+        raise InputError(target, None, "is a folder; name a .csv or .parquet file to write")
+    if target.resolve() == source.resolve():
+        raise InputError(target, None, "is the file being scored; write the scores elsewhere")
+    return target
+
+
 def total_rows(path: Path) -> int | None:
     """Rows of a Parquet file from its footer; ``None`` for CSV (unknown without reading)."""
     return pq.ParquetFile(path).metadata.num_rows if path.suffix.lower() == ".parquet" else None
@@ -105,6 +128,7 @@ def score_file(
     import time
 
     started = time.perf_counter()
+    separate_target(readable_source(source), target)
     rows = flagged = 0
     bar = tqdm(total=total_rows(source), unit="rows", disable=not progress, desc="scoring")
     with atomic_path(target) as staged:
@@ -171,6 +195,7 @@ def shadow_compare(
     name rows by id where the file has one, and where it has labels both models'
     precision and recall on them are added.
     """
+    readable_source(source)
     if set(candidate.feature_names_) != set(production.feature_names_):
         raise InputError(source, None, "production and candidate use different features")
     reorder = [production.feature_names_.index(f) for f in candidate.feature_names_]

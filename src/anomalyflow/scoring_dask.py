@@ -105,6 +105,8 @@ def score_on_dask(
     """
     started = time.perf_counter()
     source, target = source.resolve(), target.resolve()  # workers may run elsewhere
+    if target == source:
+        raise InputError(target, None, "is the file being scored; write the scores elsewhere")
     parts = partitions(source, detector.feature_names_)
     one_file = target.suffix.lower() in ONE_FILE
     if not one_file:

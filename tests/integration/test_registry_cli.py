@@ -148,6 +148,51 @@ def test_score_refuses_bad_input_and_writes_nothing(registry: Registry) -> None:
     assert not [p for p in Path(".").iterdir() if p.name.startswith(("out", ".out"))]
 
 
+def _files() -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(Path(".").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("batch.parquet", "batch.parquet"),  # the scores would replace the batch they score
+        ("batch.parquet", "folder"),
+        ("batch.parquet", ""),
+        ("absent.parquet", "out.parquet"),
+        ("text.parquet", "out.parquet"),
+        ("empty.csv", "out.csv"),
+    ],
+)
+def test_score_refuses_paths_it_cannot_read_or_must_not_write(
+    registry: Registry, source: str, target: str
+) -> None:
+    _batch(Path("batch.parquet"))
+    Path("text.parquet").write_text("x0,x1\n1,2\n")
+    Path("empty.csv").touch()
+    Path("folder").mkdir()
+    before = _files()
+
+    done = runner.invoke(app, ["score", "--input", source, "--output", target, "--model", "latest"])
+
+    assert done.exit_code == 2, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+    assert _files() == before
+
+
+def test_threshold_refuses_to_change_a_version_in_the_model_store(registry: Registry) -> None:
+    _batch(Path("batch.parquet"))
+    stored = registry.versions()[0]
+    before = _files()
+    roles = ["--label-column", "", "--id-column", "event_id", "--timestamp-column", ""]
+
+    refit = ["threshold", "--data", "batch.parquet", *roles, "--model"]
+    refused = runner.invoke(app, [*refit, str(stored.detector_dir)])
+
+    assert refused.exit_code == 2, refused.output
+    assert _files() == before
+    assert runner.invoke(app, ["history", "--verify"]).exit_code == 0
+
+
 def test_shadow_reports_disagreements_between_production_and_a_candidate(
     registry: Registry,
 ) -> None:

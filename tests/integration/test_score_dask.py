@@ -147,3 +147,13 @@ def test_a_bad_value_in_one_partition_is_refused_as_without_dask_and_changes_not
     Path("stranger/notes.txt").write_text("mine")
     assert _score(version, "batches", "stranger", "--dask", cluster_address)[0] == 2
     assert [p.name for p in Path("stranger").iterdir()] == ["notes.txt"]
+
+
+def test_the_scores_never_replace_the_file_they_score(version: str, cluster_address: str) -> None:
+    _write(_frame(900, seed=1), Path("batch.parquet"))
+    before = Path("batch.parquet").read_bytes()
+
+    code, output = _score(version, "batch.parquet", "./batch.parquet", "--dask", cluster_address)
+
+    assert code == 2, output
+    assert Path("batch.parquet").read_bytes() == before

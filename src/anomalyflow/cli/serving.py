@@ -127,8 +127,15 @@ def threshold(
     from anomalyflow.data.schema import Schema
     from anomalyflow.detector import AnomalyDetector
     from anomalyflow.pipeline.data import schema_from
+    from anomalyflow.registry.bento_store import stored_version_holding
 
     params = load_params(params_path)
+    stored = stored_version_holding(model)
+    if stored is not None:
+        fail(
+            f"--model: {model} is version {stored.name} in the model store, which is never "
+            "changed in place (its hashes and audit log record it); refit a copy of it"
+        )
     detector = AnomalyDetector.load(model)
     detector.settings = replace(detector.resolved_settings(), threshold=params.threshold)
     configured_roles = schema_from(params.data)

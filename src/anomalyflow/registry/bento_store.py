@@ -30,6 +30,18 @@ from bentoml.models import ModelContext
 from anomalyflow.registry.errors import RegistryError
 
 
+def stored_version_holding(folder: Path) -> Path | None:
+    """The model store's version folder that ``folder`` lies in, if it lies in one.
+
+    A stored version is what its audit log and hashes recorded; a command that saves a
+    model folder must refuse one of these rather than change it in place.
+    """
+    for parent in (folder.resolve(), *folder.resolve().parents):
+        if (parent / "model.yaml").is_file():
+            return parent
+    return None
+
+
 class ModelFolders:
     """The versions of one model name in the model store of one home."""
 
