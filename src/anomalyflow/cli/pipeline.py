@@ -177,7 +177,9 @@ def schedule(
     incoming: Annotated[
         Path | None, typer.Option(help="Folder where new batches arrive; default: data.incoming.")
     ] = None,
-    port: Annotated[int, typer.Option(help="Port of a local server started here.")] = PREFECT_PORT,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of a local server started here.")
+    ] = PREFECT_PORT,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Serve the retraining flow on a cron schedule through a real Prefect server."""
@@ -185,6 +187,10 @@ def schedule(
 
     params = configured(params_path)
     folder = incoming or ArtifactPaths.from_params(params.paths, params.data).incoming
+    if (incoming is not None or folder.exists()) and not folder.is_dir():
+        fail(f"--incoming: {folder} is not a folder (new batches arrive as files in one)")
+    if cron is not None:
+        _check_cron(cron)
     if once:  # exactly what one scheduled run does, now, then exit
         from flows.schedule import retrain_incoming
 
@@ -196,6 +202,16 @@ def schedule(
     if cron is None:
         fail("give --cron '0 3 * * *' (or --once to process the incoming folder now)")
     serve_schedule(cron, folder, incoming, params_path, port, say=typer.echo)
+
+
+def _check_cron(cron: str) -> None:
+    """Refuse a cron expression Prefect would refuse, before any server starts."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron)
+    except ValueError:  # pydantic's ValidationError
+        fail(f"--cron: {cron!r} is not a cron expression (minute hour day month weekday)")
 
 
 @app.command()

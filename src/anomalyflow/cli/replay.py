@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from anomalyflow.atomic import write_bytes, write_json
-from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured
+from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 
 app = Commands()
 TARGET_SHARE_OF_DAILY = 0.9  # the policy keeps this share of daily's after-drift AUPRC...
@@ -18,11 +18,15 @@ TARGET_RETRAIN_RATIO = 0.5  # ...with at most this share of its retrains
 
 @app.command()
 def replay(
-    days: Annotated[int, typer.Option(min=2, help="Days to stream; drift starts half way.")] = 30,
+    days: Annotated[
+        int, typer.Option(min=2, max=3650, help="Days to stream; drift starts half way.")
+    ] = 30,
     label_delay: Annotated[
         int, typer.Option(min=0, help="Days until a fraud's confirmation arrives as a label.")
     ] = 3,
-    rows_per_day: Annotated[int, typer.Option(min=500, help="Transactions a day.")] = 4000,
+    rows_per_day: Annotated[
+        int, typer.Option(min=500, max=1_000_000, help="Transactions a day.")
+    ] = 4000,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures to this file.")
     ] = None,
@@ -39,6 +43,9 @@ def replay(
     from anomalyflow.reports.plots import replay_png
 
     configured(params_path)
+    for option, path in (("--json", json_file), ("--plot", plot)):
+        if path is not None and path.is_dir():
+            fail(f"{option}: {path} is a folder; name a file to write")
     project = RunContext.prepare(params_path)
     settings = ReplaySettings(days, label_delay, rows_per_day)
     typer.echo(

@@ -27,7 +27,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")  # reachable from this machine only
 def serve(
     version: VersionOption = None,
     host: Annotated[str | None, typer.Option(help="Default: serving.host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Default: serving.port.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Default: serving.port.")
+    ] = None,
     params_path: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Serve the production model (or --model VERSION) with BentoML on localhost.

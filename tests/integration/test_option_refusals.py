@@ -1,0 +1,67 @@
+"""Options no run can use are refused in one line, exit 2, before anything starts or is written.
+
+Each case once started a server, ran for half a minute, or bound another port than it said.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anomalyflow.cli import app
+from anomalyflow.registry.store import Registry
+from tests.conftest import decision_record, make_blobs
+
+runner = CliRunner()
+
+
+def _files() -> set[Path]:
+    return {p for p in Path(".").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["schedule", "--cron", "not a cron"],  # was refused only after a server started
+        ["schedule", "--cron", "99 99 * * *"],
+        ["schedule", "--cron", "0 3 * * *", "--port", "70000"],
+        ["schedule", "--once", "--incoming", "absent"],  # was "0 batches taken"
+        ["schedule", "--once", "--incoming", "params.yaml"],
+        ["replay", "--days", "99999999999999999999"],  # was an OverflowError
+        ["replay", "--days", "2", "--json", "folder"],  # was refused after the replay ran
+    ],
+    ids=lambda command: " ".join(command),
+)
+def test_an_unusable_option_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("runtime: {progress: false}\n")
+    Path("folder").mkdir()
+    before = _files()
+
+    refused = runner.invoke(app, command)
+
+    assert refused.exit_code == 2, refused.output
+    assert _files() == before
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535(
+    tmp_path: Path, saved_detectors: list[Path], port: str
+) -> None:
+    (tmp_path / "params.yaml").write_text("registry: {model_name: blobs}\n")
+    registry = Registry(tmp_path / ".bentoml", "blobs")
+    smoke = make_blobs(rows=16)[0]
+    version = registry.register(saved_detectors[0], decision_record(), smoke).version
+
+    # Its own process: a port taken would exec the server in place of this one. 70000 was
+    # served on 70000 - 65536, and 0 on the default port.
+    serve = [sys.executable, "-m", "anomalyflow", "serve", "--model", version, "--port", port]
+    done = subprocess.run(serve, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 2, done.stdout + done.stderr
