@@ -204,6 +204,8 @@ def shadow_compare(
         p_scores = production.decision_function(x)
         c_scores = candidate.decision_function(x[:, reorder])
         tally.add(other, (p_scores, c_scores), (production.threshold_, candidate.threshold_))
+    if not sum(tally.counts.values()):  # a 0.00% disagreement on nothing is no evidence
+        raise InputError(source, None, "has no rows to compare")
     return tally.summary()
 
 

@@ -214,6 +214,13 @@ def test_shadow_reports_disagreements_between_production_and_a_candidate(
     assert report["disagreement_rate"] == pytest.approx(float((p_flags != c_flags).mean()))
     assert f"disagreement {report['disagreement_rate']:.2%}" in shadowed.output
 
+    before = _files()
+    frame.head(0).to_parquet("empty.parquet")  # no rows: nothing to agree or disagree on
+    for source in ("empty.parquet", "absent.parquet"):
+        refused = runner.invoke(app, ["shadow", "--input", source])
+        assert refused.exit_code == 2, refused.output
+    assert _files() == before | {"empty.parquet": Path("empty.parquet").read_bytes()}
+
 
 def test_serving_beyond_loopback_needs_a_token(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
