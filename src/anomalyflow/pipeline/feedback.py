@@ -72,12 +72,27 @@ def _checked(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
             path, "label", f"must be 0 or 1; found {frame['label'].iloc[row]!r} at row {row}"
         )
     frame = frame.assign(label=labels.astype("int64"))
+    if "labeled_at" in frame.columns:
+        frame = frame.assign(labeled_at=_timestamps(path, frame["labeled_at"]))
     conflicting = frame.groupby("id")["label"].nunique()
     if (conflicting > 1).any():
         raise InputError(
             path, "id", f"id {conflicting[conflicting > 1].index[0]!r} has both labels"
         )
     return frame.drop_duplicates("id", keep="last")
+
+
+def _timestamps(path: Path, given: pd.Series) -> pd.Series:
+    """``labeled_at`` as UTC timestamps, whichever way the file wrote them (text in a CSV,
+    datetimes in Parquet), so that files of both kinds merge into one labels file."""
+    parsed = pd.to_datetime(given, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna() & given.notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(
+            path, "labeled_at", f"must be a date or time; found {given.iloc[row]!r} at row {row}"
+        )
+    return parsed
 
 
 def _window_labels(paths: ArtifactPaths, schema: Schema) -> pd.Series:

@@ -75,6 +75,10 @@ def merge_labels(labels_file: Path, incoming: pd.DataFrame) -> None:
         merged = pd.concat([pd.read_parquet(labels_file), incoming]).drop_duplicates(
             "id", keep="last"
         )
+    if "labeled_at" in merged.columns:  # files written before it was parsed hold it as text
+        merged = merged.assign(
+            labeled_at=pd.to_datetime(merged["labeled_at"], utc=True, format="ISO8601")
+        )
     with atomic_path(labels_file) as partial:
         merged.to_parquet(partial, index=False)
 

@@ -85,6 +85,25 @@ def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
     assert window_digest(paths) != before
 
 
+def test_labels_from_a_csv_and_then_a_parquet_file_both_attach(
+    paths: ArtifactPaths, tmp_path: Path
+) -> None:
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    text = tmp_path / "chargebacks.csv"
+    text.write_text("id,label,labeled_at\n3,1,2026-02-01T10:00:00\n")
+    apply_feedback(paths, SCHEMA, text)
+    table = tmp_path / "confirmed.parquet"
+    when = pd.to_datetime(["2026-02-02 09:30"])
+    pd.DataFrame({"id": [4], "label": [1], "labeled_at": when}).to_parquet(table)
+
+    done = apply_feedback(paths, SCHEMA, table)  # was an ArrowTypeError: text, then datetimes
+
+    assert done.changed == 1
+    release_pending(paths)
+    window = read_window(paths, SCHEMA, ALL)
+    assert window.y is not None and window.y.tolist()[3:5] == [1, 1]
+
+
 @pytest.mark.parametrize(
     ("text", "column"),
     [
@@ -93,6 +112,7 @@ def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
         ("id,label\n3,2\n", "label"),
         ("id\n3\n", "label"),
         ("id,label,amount\n3,1,5\n", "amount"),
+        ("id,label,labeled_at\n3,1,2026-02-01\n4,1,garbage\n", "labeled_at"),
     ],
 )
 def test_bad_feedback_is_refused_whole_and_changes_nothing(
