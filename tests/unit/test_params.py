@@ -134,6 +134,9 @@ REFUSED = [
     ("benchmark.test_size", "1"),
     ("data.source", "csv"),
     ("data.batch", "''"),
+    ("data.holdout", "data/holdout.txt"),  # was written, then refused by its reader
+    ("data.reference", "data/history.csv"),  # the built-in data is written as Parquet
+    ("data.reference", "data/"),  # a folder: was an IsADirectoryError
     ("data.features", "[a]"),  # the built-in data set has its own columns
 ]
 
@@ -159,6 +162,7 @@ FILES = "data:\n  source: files\n  reference: ref.parquet\n  holdout: holdout.pa
         ("  features: [temperature_c]\n", "data.label"),
         ("  features: [temperature_c, fault]\n  label: fault\n", "data.label"),
         ("  features: [a, b]\n  label: y\n  id: a\n", "data.id"),
+        ("  features: [a]\n  label: y\n  batch: batch.txt\n", "data.batch"),
     ],
 )
 def test_user_columns_that_break_a_rule_are_refused_by_key(

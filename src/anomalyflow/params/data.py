@@ -4,6 +4,7 @@ and the training window."""
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import PurePath
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, StrictBool, StrictFloat, StrictStr, model_validator
@@ -100,6 +101,18 @@ class DataParams:
                     "(features, label, id and timestamp are distinct columns)",
                 )
             seen.add(column)
+        return self
+
+    @model_validator(mode="after")
+    def _files_of_a_kind_we_read(self) -> Self:
+        """Each data file's suffix names a format the loaders read, checked before anything
+        is written: the built-in data is written as Parquet whatever the name says."""
+        kinds = (".parquet",) if self.source == "synthetic" else (".csv", ".parquet", ".pq", ".npz")
+        for key in ("reference", "holdout", "batch"):
+            path = getattr(self, key)
+            if PurePath(path).suffix.lower() not in kinds:
+                source = "the built-in data (source: synthetic)" if len(kinds) == 1 else "files"
+                raise KeyRule(key, path, f"must name a {' or '.join(kinds)} file for {source}")
         return self
 
 
