@@ -1,4 +1,5 @@
-"""Options no run can use are refused in one line, exit 2, before anything starts or is written.
+"""Options and requests no run can serve are refused in one line, exit 2, before anything
+starts or is written.
 
 Each case once started a server, ran for half a minute, or bound another port than it said.
 """
@@ -65,3 +66,15 @@ def test_serve_refuses_a_port_outside_1_to_65535(
     done = subprocess.run(serve, cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 2, done.stdout + done.stderr
+
+
+def test_report_before_any_run_is_refused_without_writing_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("runtime: {progress: false}\n")
+
+    refused = runner.invoke(app, ["report"])
+
+    assert refused.exit_code == 2, refused.output
+    assert _files() == {Path("params.yaml")}  # the built-in data was generated, then refused

@@ -156,10 +156,11 @@ def report(
     from anomalyflow.pipeline.review import build_review_page
     from anomalyflow.pipeline.state import has_candidate
 
-    configured(params_path)
+    params = configured(params_path)
+    paths = ArtifactPaths.from_params(params.paths, params.data)
+    if not has_candidate(paths):  # before preparing the data, which would write it
+        fail(f"no trained candidate in {paths.candidate}; run `anomalyflow run` first")
     ctx = RunContext.prepare(params_path)
-    if not has_candidate(ctx.paths):
-        fail(f"no trained candidate in {ctx.paths.candidate}; run `anomalyflow run` first")
     page = build_review_page(ctx)
     typer.echo(f"Report: {page}")
     if open_page:
