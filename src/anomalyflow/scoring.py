@@ -107,6 +107,8 @@ def separate_target(source: Path, target: Path) -> Path:
     (the holdout, a batch) nor a folder."""
     if target.is_dir() or not target.name:
         raise InputError(target, None, "is a folder; name a .csv or .parquet file to write")
+    if target.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(target, None, "must end in .csv or .parquet (the format it is written in)")
     if target.resolve() == source.resolve():
         raise InputError(target, None, "is the file being scored; write the scores elsewhere")
     return target

@@ -6,6 +6,7 @@ Each case once started a server, ran for half a minute, or bound another port th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +52,13 @@ def test_an_unusable_option_is_refused_before_anything_starts(
     assert _files() == before
 
 
-@pytest.mark.parametrize("port", ["70000", "0", "-1"])
-def test_serve_refuses_a_port_outside_1_to_65535(
-    tmp_path: Path, saved_detectors: list[Path], port: str
+@pytest.mark.parametrize(
+    "where",
+    [["--port", "70000"], ["--port", "0"], ["--port", "-1"], ["--host", "not a host!"]],
+    ids=" ".join,
+)
+def test_serve_refuses_a_port_outside_1_to_65535_or_a_host_it_cannot_bind(
+    tmp_path: Path, saved_detectors: list[Path], where: list[str]
 ) -> None:
     (tmp_path / "params.yaml").write_text("registry: {model_name: blobs}\n")
     registry = Registry(tmp_path / ".bentoml", "blobs")
@@ -62,8 +67,11 @@ def test_serve_refuses_a_port_outside_1_to_65535(
 
     # Its own process: a port taken would exec the server in place of this one. 70000 was
     # served on 70000 - 65536, and 0 on the default port.
-    serve = [sys.executable, "-m", "anomalyflow", "serve", "--model", version, "--port", port]
-    done = subprocess.run(serve, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    serve = [sys.executable, "-m", "anomalyflow", "serve", "--model", version, *where]
+    token = {"ANOMALYFLOW_API_TOKEN": "secret"}  # beyond loopback: the token is not the issue
+    done = subprocess.run(
+        serve, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=os.environ | token
+    )
 
     assert done.returncode == 2, done.stdout + done.stderr
 
@@ -78,3 +86,16 @@ def test_report_before_any_run_is_refused_without_writing_the_data(
 
     assert refused.exit_code == 2, refused.output
     assert _files() == {Path("params.yaml")}  # the built-in data was generated, then refused
+
+
+def test_an_artifacts_folder_that_is_a_file_is_refused_before_the_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("runtime: {progress: false}\npaths: {artifacts_dir: notes}\n")
+    Path("notes").write_text("mine")
+
+    refused = runner.invoke(app, ["run"])  # was a FileExistsError after Prefect started
+
+    assert refused.exit_code == 2, refused.output
+    assert _files() == {Path("params.yaml"), Path("notes")}

@@ -161,6 +161,7 @@ def _files() -> dict[str, bytes]:
         ("absent.parquet", "out.parquet"),
         ("text.parquet", "out.parquet"),
         ("empty.csv", "out.csv"),
+        ("batch.parquet", "scores.txt"),  # was Parquet bytes under a .txt name
     ],
 )
 def test_score_refuses_paths_it_cannot_read_or_must_not_write(

@@ -72,6 +72,12 @@ def configured(params_file: Path) -> Params:
     import torch
 
     params = load_params(params_file)
+    for key, folder in (
+        ("artifacts_dir", params.paths.artifacts_dir),
+        ("data_dir", params.paths.data_dir),
+    ):
+        if Path(folder).exists() and not Path(folder).is_dir():  # found only mid-run otherwise
+            fail(f"{params_file}: 'paths.{key}' = {folder!r}: names a file; it must be a folder")
     disable_telemetry()
     # The ephemeral Prefect API migrates a fresh database for 12-15 s on 2 cores; on a
     # busy machine Prefect's 20 s start-up limit is too tight.

@@ -49,6 +49,8 @@ def serve(
     if version is not None:
         version = registry.resolve(version)  # a typo is one line here, not a failed start
     host, port = host or params.serving.host, port or params.serving.port
+    if host not in LOOPBACK and not _is_ip_address(host):
+        fail(f"--host: {host!r} is not an IP address (BentoML binds one, or localhost)")
     token_variable = params.serving.api_token_env
     if host not in LOOPBACK and not os.environ.get(token_variable):
         fail(f"serving on {host} needs a token: set {token_variable} (clients send it as Bearer)")
@@ -56,6 +58,16 @@ def serve(
     typer.echo(f"Serving model {registry.name} on http://{host}:{port}")
     environment = service_environment(registry.home, params_path, version, model_name=registry.name)
     os.execve(command[0], command, environment)
+
+
+def _is_ip_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @app.command()
