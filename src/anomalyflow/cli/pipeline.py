@@ -188,8 +188,10 @@ def schedule(
 
     params = configured(params_path)
     folder = incoming or ArtifactPaths.from_params(params.paths, params.data).incoming
-    if (incoming is not None or folder.exists()) and not folder.is_dir():
+    if folder.exists() and not folder.is_dir():
         fail(f"--incoming: {folder} is not a folder (new batches arrive as files in one)")
+    if once and incoming is not None and not folder.exists():  # served: created for arrivals
+        fail(f"--incoming: {folder} does not exist (nothing can have arrived in it)")
     if cron is not None:
         _check_cron(cron)
     if once:  # exactly what one scheduled run does, now, then exit
