@@ -88,14 +88,28 @@ def test_report_before_any_run_is_refused_without_writing_the_data(
     assert _files() == {Path("params.yaml")}  # the built-in data was generated, then refused
 
 
-def test_an_artifacts_folder_that_is_a_file_is_refused_before_the_run_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("setting", "taken"),
+    [
+        ("paths: {artifacts_dir: notes}", "file"),  # was a FileExistsError after Prefect started
+        ("data: {incoming: notes}", "file"),
+        ("data: {reference: notes.parquet}", "folder"),  # was an IsADirectoryError traceback
+        ("data: {holdout: notes.parquet}", "folder"),
+    ],
+    ids=lambda value: value,
+)
+def test_a_file_where_a_folder_belongs_or_the_reverse_is_refused_before_the_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, taken: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text("runtime: {progress: false}\npaths: {artifacts_dir: notes}\n")
-    Path("notes").write_text("mine")
+    Path("params.yaml").write_text(f"runtime: {{progress: false}}\n{setting}\n")
+    if taken == "file":
+        Path("notes").write_text("mine")
+    else:
+        Path("notes.parquet").mkdir()
+    before = _files()
 
-    refused = runner.invoke(app, ["run"])  # was a FileExistsError after Prefect started
+    refused = runner.invoke(app, ["run"])
 
     assert refused.exit_code == 2, refused.output
-    assert _files() == {Path("params.yaml"), Path("notes")}
+    assert _files() == before

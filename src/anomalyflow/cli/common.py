@@ -67,17 +67,28 @@ class Commands(typer.Typer):
         return decorate
 
 
+def _refuse_files_and_folders_swapped(params_file: Path, params: Params) -> None:
+    """A folder where a file belongs (or the reverse) is found only mid-run otherwise, as a
+    traceback once Prefect is up."""
+    folders = {
+        "paths.artifacts_dir": params.paths.artifacts_dir,
+        "paths.data_dir": params.paths.data_dir,
+        "data.incoming": params.data.incoming,
+    }
+    for key, folder in folders.items():
+        if Path(folder).exists() and not Path(folder).is_dir():
+            fail(f"{params_file}: '{key}' = {folder!r}: names a file; it must be a folder")
+    for key in ("reference", "holdout", "batch"):
+        if Path(file := getattr(params.data, key)).is_dir():
+            fail(f"{params_file}: 'data.{key}' = {file!r}: is a folder; it must name a file")
+
+
 def configured(params_file: Path) -> Params:
     """Load params and set up this process for them: telemetry off, torch threads."""
     import torch
 
     params = load_params(params_file)
-    for key, folder in (
-        ("artifacts_dir", params.paths.artifacts_dir),
-        ("data_dir", params.paths.data_dir),
-    ):
-        if Path(folder).exists() and not Path(folder).is_dir():  # found only mid-run otherwise
-            fail(f"{params_file}: 'paths.{key}' = {folder!r}: names a file; it must be a folder")
+    _refuse_files_and_folders_swapped(params_file, params)
     disable_telemetry()
     # The ephemeral Prefect API migrates a fresh database for 12-15 s on 2 cores; on a
     # busy machine Prefect's 20 s start-up limit is too tight.
