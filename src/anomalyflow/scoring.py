@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from anomalyflow.atomic import atomic_path
-from anomalyflow.data.loaders import as_float32, require_file
+from anomalyflow.data.loaders import as_float32, readable_header
 from anomalyflow.data.schema import InputError
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.errors import Refusal
@@ -52,7 +52,7 @@ def read_chunks(
     ``row_groups`` reads only those groups of a Parquet file (a Dask partition), and
     ``offset`` is the file row of their first row, so a refusal names the row in the file.
     """
-    if path.suffix.lower() == ".parquet":
+    if path.suffix.lower() in (".parquet", ".pq"):
         parquet = pq.ParquetFile(path)
         missing = [f for f in features if f not in parquet.schema_arrow.names]
         groups = range(parquet.num_row_groups) if row_groups is None else row_groups
@@ -89,19 +89,6 @@ def read_chunks(
         offset += len(chunk)
 
 
-def readable_source(path: Path) -> Path:
-    """``path`` if it is a file whose header reads as CSV or Parquet; else a refusal naming it."""
-    require_file(path)
-    try:
-        if path.suffix.lower() == ".parquet":
-            pq.ParquetFile(path)
-        elif path.suffix.lower() == ".csv":
-            pd.read_csv(path, nrows=0)
-    except (OSError, ValueError) as error:  # Arrow's and pandas' parse errors are ValueErrors
-        raise InputError(path, None, f"cannot be read ({error})") from error
-    return path
-
-
 def separate_target(source: Path, target: Path) -> Path:
     """``target`` if it names a file other than ``source``: scores never replace their input
     (the holdout, a batch) nor a folder."""
@@ -116,7 +103,11 @@ def separate_target(source: Path, target: Path) -> Path:
 
 def total_rows(path: Path) -> int | None:
     """Rows of a Parquet file from its footer; ``None`` for CSV (unknown without reading)."""
-    return pq.ParquetFile(path).metadata.num_rows if path.suffix.lower() == ".parquet" else None
+    return (
+        pq.ParquetFile(path).metadata.num_rows
+        if path.suffix.lower() in (".parquet", ".pq")
+        else None
+    )
 
 
 def score_file(
@@ -130,7 +121,7 @@ def score_file(
     import time
 
     started = time.perf_counter()
-    separate_target(readable_source(source), target)
+    separate_target(readable_header(source), target)
     rows = flagged = 0
     bar = tqdm(total=total_rows(source), unit="rows", disable=not progress, desc="scoring")
     with atomic_path(target) as staged:
@@ -197,7 +188,7 @@ def shadow_compare(
     name rows by id where the file has one, and where it has labels both models'
     precision and recall on them are added.
     """
-    readable_source(source)
+    readable_header(source)
     if set(candidate.feature_names_) != set(production.feature_names_):
         raise InputError(source, None, "production and candidate use different features")
     reorder = [production.feature_names_.index(f) for f in candidate.feature_names_]

@@ -107,7 +107,7 @@ def test_promote_refuses_a_failed_gate_records_a_forced_override_and_rolls_back(
     assert runner.invoke(app, ["models"]).exit_code == 2
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".pq"])  # .pq: as the loaders read
 def test_score_writes_scores_in_chunks_matching_the_model(registry: Registry, suffix: str) -> None:
     version = registry.versions()[0].version
     frame = _batch(Path(f"batch{suffix}"))
@@ -116,7 +116,7 @@ def test_score_writes_scores_in_chunks_matching_the_model(registry: Registry, su
         app, ["score", "--input", f"batch{suffix}", "--output", f"out{suffix}", "--model", version]
     )
     assert done.exit_code == 0, done.output
-    out = pd.read_parquet(f"out{suffix}") if suffix == ".parquet" else pd.read_csv(f"out{suffix}")
+    out = pd.read_csv(f"out{suffix}") if suffix == ".csv" else pd.read_parquet(f"out{suffix}")
     model = registry.load(version)
     expected = model.decision_function(frame[list(model.feature_names_)].to_numpy(np.float32))
     assert list(out.columns) == ["event_id", "score", "is_anomaly"]

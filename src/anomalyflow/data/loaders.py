@@ -7,11 +7,14 @@ user can fix the input without reading a traceback.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from anomalyflow.data.schema import InputError, Schema
 
@@ -129,18 +132,36 @@ def require_file(path: Path) -> Path:
 
 def read_frame(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file (any case of suffix) as read, or a refusal naming it."""
+    with _refused_unless_readable(path) as suffix:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    if frame.empty:
+        raise InputError(path, None, "file has no rows")
+    return frame
+
+
+def readable_header(path: Path) -> Path:
+    """``path`` if its header reads as CSV or Parquet, without reading the rows: a file too
+    large for memory is streamed later, and must not fail half-way through."""
+    with _refused_unless_readable(path) as suffix:
+        if suffix == ".csv":
+            pd.read_csv(path, nrows=0)
+        else:
+            pq.ParquetFile(path)
+    return path
+
+
+@contextmanager
+def _refused_unless_readable(path: Path) -> Iterator[str]:
+    """Yield the suffix of a CSV or Parquet file; a parse error inside becomes a refusal."""
     suffix = require_file(path).suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise InputError(path, None, "unsupported format (use .csv, .parquet or .npz)")
     try:
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        yield suffix
     except pd.errors.EmptyDataError as error:
         raise InputError(path, None, "file is empty") from error
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # Arrow's and pandas' parse errors are ValueErrors
         raise InputError(path, None, f"cannot be read ({error})") from error
-    if frame.empty:
-        raise InputError(path, None, "file has no rows")
-    return frame
 
 
 def _check_rows(path: Path, rows: int, min_rows: int) -> None:
