@@ -16,6 +16,7 @@ import typer
 from anomalyflow.cli.common import DEFAULT_PARAMS, Commands, ParamsOption, configured, fail
 
 if TYPE_CHECKING:
+    from anomalyflow.benchmark.peers import PeerChoice
     from anomalyflow.benchmark.protocol import Budget, Outcome
 
 app = Commands()
@@ -96,9 +97,9 @@ def benchmark(
     budget = Budget(label_ratio, labels, params.benchmark.row_cap, params.benchmark.test_size)
     refuse_unusable_data(data)
     choice = peers.protocol_methods(settings, label_ratio, labels)
-    for name, install in choice.skipped.items():
+    names, skipped = _chosen(methods, choice)
+    for name, install in skipped.items():
         typer.echo(f"skipped {name}: its library does not import; install: {install}")
-    names = _chosen(methods, list(choice.run))
     tag = f"ratio-{label_ratio:g}" if labels is None else f"labels-{labels}"
     run = run_description(data, settings, budget, names)
     units = [(path, seed) for path in data for seed in range(seeds)]
@@ -110,7 +111,7 @@ def benchmark(
     outcomes = run_benchmark(units, settings, budget, names, journal, jobs, _progress)
     if reused is not None:
         outcomes += [o for key in keys for o in reused.units[key]]
-    payload = _report(outcomes, budget, seeds, choice.skipped)
+    payload = _report(outcomes, budget, seeds, skipped)
     if reused is not None:
         payload["peers_from"] = reused.source
     if speed:
@@ -130,17 +131,23 @@ def _refuse_bad_counts(label_ratio: float, labels: int | None, seeds: int, jobs:
         fail(f"--jobs must be 1 or more, got {jobs}")
 
 
-def _chosen(methods: str | None, every: list[str]) -> list[str]:
-    """The methods ``--methods`` names (every one without it), or a refusal naming one unknown."""
+def _chosen(methods: str | None, choice: PeerChoice) -> tuple[list[str], dict[str, str]]:
+    """The methods ``--methods`` names (every one that runs without it) and the peers left
+    out for want of their library; a refusal naming a method unknown or not installed."""
     if methods is None:
-        return every
+        return list(choice.run), choice.skipped
     names = [name.strip() for name in methods.split(",") if name.strip()]
     for name in names:
-        if name not in every:
-            fail(f"--methods: {name!r} is not one of this budget's methods ({', '.join(every)})")
+        if name in choice.skipped:
+            fail(
+                f"--methods: {name!r}: its library does not import; install: {choice.skipped[name]}"
+            )
+        if name not in choice.run:
+            every = ", ".join(choice.run)
+            fail(f"--methods: {name!r} is not one of this budget's methods ({every})")
     if not names:
         fail("--methods: name at least one method")
-    return names
+    return names, {}
 
 
 def _report(

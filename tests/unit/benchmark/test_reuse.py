@@ -114,3 +114,26 @@ def test_bad_data_or_options_are_refused_before_any_unit_runs(
 
     assert code == 2 and not report
     assert not (tmp_path / "out").exists()  # no journal: nothing ran, nothing to resume
+
+
+def test_a_peer_whose_library_is_missing_is_named_only_when_it_would_have_run(
+    data: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from anomalyflow.benchmark import peers
+
+    missing = replace(peers.OPTIONAL_PEERS["xgbod"], module="anomalyflow_no_such_library")
+    monkeypatch.setitem(peers.OPTIONAL_PEERS, "xgbod", missing)  # the fault: not installed
+    labeled = ["benchmark", *data, "--label-ratio", "0.05", "--seeds", "1", "--no-speed"]
+
+    asked = runner.invoke(app, [*labeled, "--out", str(tmp_path / "a"), "--methods", "xgbod"])
+    other = runner.invoke(
+        app, [*labeled, "--out", str(tmp_path / "b"), "--methods", "logistic_regression"]
+    )
+
+    assert asked.exit_code == 2  # was "not one of this budget's methods"
+    assert not (tmp_path / "a").exists()
+    assert other.exit_code == 0, other.output
+    report = json.loads((tmp_path / "b" / "benchmark-ratio-0.05.json").read_text())
+    assert report["skipped_peers"] == {}  # was {"xgbod": ...}, though it was not asked for
