@@ -29,6 +29,8 @@ from bentoml.models import ModelContext
 
 from anomalyflow.registry.errors import RegistryError
 
+REGISTERING = ".registering"  # in a stored folder whose register line is not written yet
+
 
 def stored_version_holding(folder: Path) -> Path | None:
     """The model store's version folder that ``folder`` lies in, if it lies in one.
@@ -97,10 +99,25 @@ class ModelFolders:
         return version, staged
 
     def publish(self, version: str, staged: Path) -> None:
-        """Move a staged version into the store (one rename: it appears whole)."""
+        """Move a staged version into the store (one rename: it appears whole), marked as
+        being registered until :meth:`registered` clears the mark."""
+        (staged / REGISTERING).touch()
         self.root.mkdir(parents=True, exist_ok=True)
         os.rename(staged, self.root / version)
         self._write_latest(version)
+
+    def registered(self, version: str) -> None:
+        """Clear the mark :meth:`publish` set, once the version's register line is written."""
+        (self.root / version / REGISTERING).unlink(missing_ok=True)
+
+    def unlisted(self, registered: Collection[str]) -> list[str]:
+        """Stored versions that ``registered`` (the audit log's) lacks and that no
+        registration was writing: complete versions whose log line was lost."""
+        return sorted(
+            v
+            for v in self.versions()
+            if v not in registered and not (self.root / v / REGISTERING).exists()
+        )
 
     def discard(self, version: str) -> None:
         """Remove a stored version's folder (one whose registration failed)."""
@@ -117,15 +134,19 @@ class ModelFolders:
     def sweep(self, registered: Collection[str] | None) -> None:
         """Remove what writers that are no longer running left: staged copies, and, when
         ``registered`` (the versions the audit log registers) is known, stored folders
-        that are not among them."""
+        still marked as being registered that are not among them. A complete version the
+        log lacks is never removed: the log, not the version, is what was lost."""
         for entry in self.staging.iterdir() if self.staging.is_dir() else []:
             if not _writer_running(entry.name):
                 _remove(entry)
         if registered is None:
             return
         for version in self.versions():
-            if version not in registered:
-                self.discard(version)
+            if (self.root / version / REGISTERING).exists():
+                if version in registered:
+                    self.registered(version)  # the writer died after its line was written
+                else:
+                    self.discard(version)
 
     def label_stages(self, stage_of: Callable[[str], str]) -> None:
         """Copy each version's stage into its BentoML labels (``model.yaml``)."""

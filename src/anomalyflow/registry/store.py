@@ -16,9 +16,11 @@ before anything is read from it or written to it. Stage labels are copied from t
 after every change.
 
 A version, likewise, exists exactly when its register line does: its folder enters the
-store under the lock just before the line is appended. A folder without its line (a
-writer killed in between) is never listed or resolved, and the next opening of the
-registry removes it, with the staged copies of writers no longer running.
+store under the lock, marked as being registered, just before the line is appended. A
+marked folder without its line (a writer killed in between) is never listed or resolved,
+and the next opening of the registry removes it, with the staged copies of writers no
+longer running. A complete folder without its line means the log lost lines: the
+registry refuses to read a log the store contradicts, and removes nothing.
 
 Every method taking a version accepts a unique prefix of one or the names
 ``production``, ``previous`` and ``latest`` (:meth:`Registry.resolve`) and works on,
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from anomalyflow.params import RegistryParams, RuntimeParams
-from anomalyflow.registry.audit import AuditLog
+from anomalyflow.registry.audit import AuditLog, LoggedEntry
 from anomalyflow.registry.bento_store import ModelFolders
 from anomalyflow.registry.errors import AuditLogTampered, RegistryConflict, RegistryError
 from anomalyflow.registry.model_version import (
@@ -97,8 +99,7 @@ class Registry:
         with self.log.locked():
             registered: frozenset[str] | None = None  # unknown: no folder is removed
             with suppress(AuditLogTampered):  # the reading that follows refuses it
-                if self.audit_log.exists():  # a removed log is no reason to remove versions
-                    registered = self.state().registered
+                registered = self.state().registered
             self.models.sweep(registered)
             yield
 
@@ -110,13 +111,28 @@ class Registry:
 
     def state(self) -> RegistryState:
         """The current stages, from the verified audit log (:class:`AuditLogTampered`)."""
-        return fold(self.log, self.log.read().entries)
+        return self._verified(self.log.read().entries)
 
     def history(self) -> list[dict[str, Any]]:
         """Every committed change as written, oldest first, once the log is verified."""
         entries = self.log.read().entries
-        fold(self.log, entries)
+        self._verified(entries)
         return [logged.raw for logged in entries]
+
+    def _verified(self, entries: tuple[LoggedEntry, ...]) -> RegistryState:
+        """The state ``entries`` fold to, refused when the store holds complete versions
+        they do not register: the log was lost or cut short, and what it lacks (a
+        production, a rollback) would otherwise be decided without it."""
+        state = fold(self.log, entries)
+        unlisted = self.models.unlisted(state.registered)
+        if unlisted:
+            raise AuditLogTampered(
+                f"{self.audit_log}: the model store holds {len(unlisted)} version(s) this "
+                f"log does not register ({', '.join(unlisted)}): the log was lost, replaced "
+                "or cut short; restore it from a backup (or move those folders out of "
+                f"{self.models.root})"
+            )
+        return state
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, newest first."""
@@ -236,6 +252,7 @@ class Registry:
                 try:
                     self.models.publish(version, staged)
                     self._commit_locked({"action": "register", "version": version, "gate": gate})
+                    self.models.registered(version)
                 except BaseException:  # not registered: not a version, so not in the store
                     self.models.discard(version)
                     raise
@@ -355,7 +372,7 @@ class Registry:
         } | change
         self.log.drop_torn_line()
         log = self.log.read()
-        current = fold(self.log, log.entries)
+        current = self._verified(log.entries)
         if expected_revision is not None and current.revision != expected_revision:
             raise RegistryConflict(
                 f"the registry changed while '{entry['version']}' was being promoted "

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from anomalyflow.registry import bento_store
-from anomalyflow.registry.store import Registry, RegistryError
+from anomalyflow.registry.store import AuditLogTampered, Registry, RegistryError
 from tests.conftest import decision_record
 from tests.unit.registry.conftest import SMOKE_ROWS
 
@@ -111,6 +111,29 @@ def test_a_folder_without_its_register_line_is_no_version_and_the_next_opening_r
     assert staging(registry) == [running.name]
     second = add_version(detector=1)
     assert [e["version"] for e in registry.history()] == [first, second]
+    assert sorted(registry.models.versions()) == sorted([first, second])
+
+
+@pytest.mark.parametrize("loss", ["log removed", "log cut short"])
+def test_versions_a_lost_or_cut_log_does_not_register_are_kept_and_the_registry_refuses(
+    registry: Registry, add_version: Callable[..., str], saved_detectors: list[Path], loss: str
+) -> None:
+    """Folders the log lacks were once removed as if a registration had been cut short:
+    a removed log, then one registration, deleted every version, production included."""
+    first, second = add_version(), add_version(detector=1)
+    if loss == "log removed":
+        registry.audit_log.unlink()
+    else:
+        lines = registry.audit_log.read_bytes().splitlines(keepends=True)
+        registry.audit_log.write_bytes(lines[0])  # the second version's line is gone
+
+    Registry(registry.home).recover()  # what opening it for any command does
+    for read in (registry.versions, registry.history):
+        with pytest.raises(AuditLogTampered, match=second):
+            read()
+    with pytest.raises(AuditLogTampered):
+        registry.register(saved_detectors[0], decision_record(True), SMOKE_ROWS)
+
     assert sorted(registry.models.versions()) == sorted([first, second])
 
 
