@@ -31,7 +31,12 @@ from anomalyflow.data.schema import InputError
 from anomalyflow.device import autocast, resolve_device
 from anomalyflow.estimator import ConfiguredEstimator, DetectorSettings, Rows, as_labels, as_rows
 from anomalyflow.evaluation.threshold import fit_threshold, flag
-from anomalyflow.integrity import IntegrityError, record_checksums, verify_checksums
+from anomalyflow.integrity import (
+    IntegrityError,
+    read_json_object,
+    record_checksums,
+    verify_checksums,
+)
 from anomalyflow.models.backbone import Backbone
 from anomalyflow.models.isolation import IsolationScore
 from anomalyflow.models.saved import isolation_from_tensors, named_tensors, networks_from_tensors
@@ -299,7 +304,7 @@ class AnomalyDetector(ConfiguredEstimator):
     def load(cls, directory: Path | str, runtime: RuntimeParams | None = None) -> AnomalyDetector:
         """Rebuild a saved detector; ``runtime`` overrides the saved device settings."""
         directory = Path(directory)
-        meta = _read_description(directory / "detector.json")
+        meta = read_json_object(directory / "detector.json")
         found = meta.get("format_version")
         if found != FORMAT_VERSION:
             raise IntegrityError(
@@ -348,17 +353,6 @@ def _weights(detector: AnomalyDetector) -> dict[str, torch.Tensor]:
             "scorer.trees": detector.scorer_.trees,
         }
     return named_tensors(parts)
-
-
-def _read_description(path: Path) -> dict[str, Any]:
-    """``detector.json`` as a mapping, or a refusal naming it."""
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise IntegrityError(f"{path}: cannot be read as JSON ({error})") from error
-    if not isinstance(meta, dict):
-        raise IntegrityError(f"{path}: must be a JSON object")
-    return meta
 
 
 def _checkpoint(directory: Path | None, stage: str) -> Path | None:

@@ -7,13 +7,27 @@ silently (NaN, or different scores); here it is a refusal naming the file.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from anomalyflow.errors import Refusal
 
 
 class IntegrityError(Refusal):
     """A saved file is missing, or differs from what was recorded when it was written."""
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object this project wrote (a record, a model description), or a refusal
+    naming the file: one changed or damaged since is never half read."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeError are ValueErrors
+        raise IntegrityError(f"{path}: cannot be read as JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise IntegrityError(f"{path}: must be a JSON object")
+    return value
 
 
 def file_sha256(path: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
 from anomalyflow.atomic import write_json
@@ -11,6 +10,7 @@ from anomalyflow.detector import AnomalyDetector
 from anomalyflow.evaluation.curves import write_curves
 from anomalyflow.evaluation.gates import PairedComparison, compare_on_holdout
 from anomalyflow.evaluation.metrics import EvaluationReport, evaluate, write_evaluation
+from anomalyflow.integrity import read_json_object
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.production import production_version
@@ -64,8 +64,8 @@ def evaluate_candidate(ctx: RunContext, candidate: AnomalyDetector) -> Evaluatio
 
 def read_evaluation(paths: ArtifactPaths) -> Evaluation:
     """What :func:`evaluate_candidate` wrote, for a gate run on its own (a DVC stage)."""
-    report = EvaluationReport(**json.loads(paths.evaluation.read_text()))
-    saved = json.loads(paths.comparison.read_text())
+    report = EvaluationReport(**read_json_object(paths.evaluation))
+    saved = read_json_object(paths.comparison)
     production = EvaluationReport(**saved["production"]) if saved["production"] else None
     comparison = PairedComparison(**saved["comparison"]) if saved["comparison"] else None
     return Evaluation(report, production, comparison, saved.get("production_version"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +10,7 @@ from anomalyflow.atomic import write_json
 from anomalyflow.detector import AnomalyDetector
 from anomalyflow.evaluation.gates import GateDecision, apply_policy
 from anomalyflow.evaluation.threshold import explain_threshold
+from anomalyflow.integrity import read_json_object
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.evaluate import Evaluation
 from anomalyflow.pipeline.lineage import file_digest, git_commit
@@ -60,7 +60,7 @@ def rules_changed(ctx: RunContext) -> bool:
     people make to judge the same candidate again, not to retrain it."""
     if not ctx.paths.decision.exists():
         return False
-    judged_by = json.loads(ctx.paths.decision.read_text()).get("params", {}).get("gate")
+    judged_by = read_json_object(ctx.paths.decision).get("params", {}).get("gate")
     return judged_by is not None and judged_by != asdict(ctx.params.gate)
 
 

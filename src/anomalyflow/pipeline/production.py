@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from anomalyflow.integrity import read_json_object
 from anomalyflow.params import Params, RegistryParams
 from anomalyflow.pipeline.data import schema_from
 from anomalyflow.registry.store import ModelVersion, Registry, RegistryError, open_registry
@@ -27,7 +27,7 @@ def production_version(schema: Schema, registry: RegistryParams) -> ModelVersion
     production = open_registry(registry, schema.features).production()
     if production is None:
         return None
-    described = json.loads((production.detector_dir / "detector.json").read_text())
+    described = read_json_object(production.detector_dir / "detector.json")
     return production if tuple(described["feature_names"]) == schema.features else None
 
 

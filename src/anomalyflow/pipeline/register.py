@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from anomalyflow.data.loaders import read_table
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.lineage import file_digest
 from anomalyflow.registry.store import ModelVersion, Registry, RegistryState, open_registry
+from anomalyflow.registry.verify import recorded_weights_md5
 from anomalyflow.serving.server import smoke_test
 
 
@@ -65,8 +65,7 @@ def registered_twin(ctx: RunContext, candidate: Path) -> str | None:
     """
     weights = file_digest(candidate / "weights.safetensors")
     for version in open_registry(ctx.params.registry, ctx.schema.features).versions():
-        decision = json.loads((version.path / "decision.json").read_text())
-        if decision.get("lineage", {}).get("candidate_weights_md5") == weights:
+        if recorded_weights_md5(version.path) == weights:
             return version.version
     return None
 

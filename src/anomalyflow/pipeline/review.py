@@ -18,6 +18,7 @@ from typing import Any
 
 from anomalyflow.data.loaders import read_table
 from anomalyflow.detector import AnomalyDetector
+from anomalyflow.integrity import read_json_object
 from anomalyflow.pipeline.context import RunContext
 from anomalyflow.pipeline.production import production_version
 from anomalyflow.registry.store import ModelVersion, Registry, open_registry
@@ -58,7 +59,7 @@ def build_review_page(ctx: RunContext, candidate_version: str | None = None) -> 
             candidate.threshold_,
         ),
         candidate_version=version,
-        evaluation=json.loads(paths.evaluation.read_text()),
+        evaluation=read_json_object(paths.evaluation),
         decision=decision,
         comparison=comparison,
         promote_command=_promote_command(ctx, version, decision),
@@ -107,7 +108,7 @@ def _registered_as(registry: Registry, decision: dict[str, Any] | None) -> str |
         return None
     for version in registry.versions():
         record = version.path / "decision.json"
-        if record.exists() and _same_decision(json.loads(record.read_text()), decision):
+        if record.exists() and _same_decision(read_json_object(record), decision):
             return version.version
     return None
 
@@ -197,4 +198,4 @@ def _copied(source: Path, folder: Path) -> Path | None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None  # type: ignore[no-any-return]
+    return read_json_object(path) if path.exists() else None

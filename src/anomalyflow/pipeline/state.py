@@ -6,7 +6,6 @@ This module alone reads and writes it; the retraining policy decides from what i
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -22,6 +21,7 @@ from anomalyflow.atomic import sweep_partials, write_json
 from anomalyflow.data.loaders import Table
 from anomalyflow.data.schema import Schema
 from anomalyflow.errors import Refusal
+from anomalyflow.integrity import read_json_object
 from anomalyflow.paths import ArtifactPaths
 
 
@@ -94,7 +94,7 @@ def read_state(paths: ArtifactPaths) -> RunState:
     """The saved state, or an empty one before the first run."""
     if not paths.state.exists():
         return RunState()
-    saved = json.loads(paths.state.read_text())
+    saved = read_json_object(paths.state)
     checked = saved.get("checked")
     return RunState(
         checked=tuple(checked) if checked else None,

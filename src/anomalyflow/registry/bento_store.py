@@ -27,7 +27,7 @@ from typing import IO, Any
 import bentoml
 from bentoml.models import ModelContext
 
-from anomalyflow.registry.errors import RegistryError
+from anomalyflow.registry.errors import AuditLogTampered, RegistryError
 
 REGISTERING = ".registering"  # in a stored folder whose register line is not written yet
 
@@ -63,7 +63,10 @@ class ModelFolders:
         folder = self.root / version
         if not (folder / "model.yaml").is_file():
             raise RegistryError(f"version '{version}' is not in the model store {self.root}")
-        return bentoml.Model.from_path(folder)
+        try:
+            return bentoml.Model.from_path(folder)
+        except Exception as error:  # YAML, BentoML's and cattrs' errors: the file is bad
+            raise RegistryError(f"{folder / 'model.yaml'}: cannot be read ({error})") from None
 
     def all(self) -> list[bentoml.Model]:
         return [self.get(version) for version in self.versions()]
@@ -110,14 +113,21 @@ class ModelFolders:
         """Clear the mark :meth:`publish` set, once the version's register line is written."""
         (self.root / version / REGISTERING).unlink(missing_ok=True)
 
-    def unlisted(self, registered: Collection[str]) -> list[str]:
-        """Stored versions that ``registered`` (the audit log's) lacks and that no
-        registration was writing: complete versions whose log line was lost."""
-        return sorted(
+    def refuse_unlisted(self, registered: Collection[str], audit_log: Path) -> None:
+        """Refuse a log whose ``registered`` versions lack complete stored ones (no
+        registration was writing them): the log lost lines, and what it lacks (a
+        production, a rollback) would otherwise be decided without them."""
+        unlisted = sorted(
             v
             for v in self.versions()
             if v not in registered and not (self.root / v / REGISTERING).exists()
         )
+        if unlisted:
+            raise AuditLogTampered(
+                f"{audit_log}: the model store holds {len(unlisted)} version(s) this log "
+                f"does not register ({', '.join(unlisted)}): the log was lost, replaced or "
+                f"cut short; restore it from a backup (or move those folders out of {self.root})"
+            )
 
     def discard(self, version: str) -> None:
         """Remove a stored version's folder (one whose registration failed)."""
@@ -148,9 +158,12 @@ class ModelFolders:
                 else:
                     self.discard(version)
 
-    def label_stages(self, stage_of: Callable[[str], str]) -> None:
-        """Copy each version's stage into its BentoML labels (``model.yaml``)."""
-        for model in self.all():
+    def label_stages(
+        self, stage_of: Callable[[str], str], models: list[bentoml.Model] | None = None
+    ) -> None:
+        """Copy each version's stage into the BentoML labels (``model.yaml``) of ``models``
+        (every stored version unless given)."""
+        for model in self.all() if models is None else models:
             stage = stage_of(str(model.tag.version))
             if model.info.labels.get("stage") == stage:
                 continue

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anomalyflow.integrity import read_json_object
+from anomalyflow.registry.errors import RegistryError
 from anomalyflow.registry.state import RegistryState, Stage
 
 # The evaluation metrics copied into each version's BentoML metadata, for listings.
@@ -57,7 +58,7 @@ def bentoml_metadata(detector_dir: Path, decision: dict[str, Any]) -> dict[str, 
     lineage = decision["lineage"]
     metrics = decision.get("candidate_metrics", {})
     return {
-        "threshold": float(json.loads((detector_dir / "detector.json").read_text())["threshold"]),
+        "threshold": float(read_json_object(detector_dir / "detector.json")["threshold"]),
         "metrics": {k: float(metrics[k]) for k in REGISTERED_METRICS if k in metrics},
         "data_version": str(lineage.get("batch_md5", "")),
         "lineage": {k: str(v) for k, v in lineage.items()},
@@ -86,13 +87,13 @@ def describe(model: bentoml.Model, state: RegistryState) -> ModelVersion:
 
 def failed_rules(version: ModelVersion) -> list[str]:
     """The gate rules ``version`` failed, from its decision record."""
-    decision = json.loads((version.path / "decision.json").read_text())
+    decision = read_json_object(version.path / "decision.json")
     return [r["rule"] for r in decision.get("rules", []) if not r.get("passed")]
 
 
 def feature_names(version: ModelVersion) -> tuple[str, ...]:
     """The columns ``version`` scores, in order, as its detector.json records them."""
-    described = json.loads((version.detector_dir / "detector.json").read_text())
+    described = read_json_object(version.detector_dir / "detector.json")
     return tuple(described["feature_names"])
 
 
@@ -110,3 +111,9 @@ def features_differ(chosen: ModelVersion, production: ModelVersion) -> str | Non
         f"'{production.version}' ({len(mine)} vs {len(theirs)}: "
         f"{', '.join(sorted(set(mine) ^ set(theirs))[:5])} differ)"
     )
+
+
+def refuse_force_without_reason(force: bool, reason: str | None) -> None:
+    """An override is recorded with its reason, so ``--force`` needs one."""
+    if force and not (reason and reason.strip()):
+        raise RegistryError("--force needs --reason: the override is recorded")

@@ -8,10 +8,11 @@ first one's production with a model of other columns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from anomalyflow.params import RegistryParams
+from anomalyflow.registry.errors import RegistryError
 
 # Every version registered before model names existed lives under this name, with its
 # audit log where it always was; ``registry.model_name: anomalyflow-detector`` keeps it.
@@ -39,3 +40,19 @@ def audit_log_path(home: Path, name: str) -> Path:
     if name == LEGACY_MODEL_NAME:
         return home / "anomalyflow" / "audit.jsonl"
     return home / "anomalyflow" / "models" / name / "audit.jsonl"
+
+
+def the_version_starting(ref: str, known: Collection[str], name: str) -> str:
+    """The one version of ``known`` that is ``ref`` or starts with it; a refusal for none,
+    or for a prefix of several (listed: the user gives more of it)."""
+    if ref in known:
+        return ref
+    matches = sorted(v for v in known if ref and v.startswith(ref))
+    if not matches:
+        raise RegistryError(f"no registered version matches '{ref}' in {name}")
+    if len(matches) > 1:
+        raise RegistryError(
+            f"'{ref}' is ambiguous, it starts {len(matches)} versions: "
+            f"{', '.join(matches)}; give more of it"
+        )
+    return matches[0]

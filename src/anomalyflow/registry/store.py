@@ -51,10 +51,16 @@ from anomalyflow.registry.model_version import (
     describe,
     failed_rules,
     features_differ,
+    refuse_force_without_reason,
 )
-from anomalyflow.registry.naming import LEGACY_MODEL_NAME, audit_log_path, model_name
+from anomalyflow.registry.naming import (
+    LEGACY_MODEL_NAME,
+    audit_log_path,
+    model_name,
+    the_version_starting,
+)
 from anomalyflow.registry.state import RegistryState, Stage, fold, next_state
-from anomalyflow.registry.verify import verified_detector, with_weights_md5
+from anomalyflow.registry.verify import verified_detector, verified_graph, with_weights_md5
 
 if TYPE_CHECKING:  # torch loads only where a model does: listing stays quick
     from anomalyflow.detector import AnomalyDetector
@@ -120,18 +126,9 @@ class Registry:
         return [logged.raw for logged in entries]
 
     def _verified(self, entries: tuple[LoggedEntry, ...]) -> RegistryState:
-        """The state ``entries`` fold to, refused when the store holds complete versions
-        they do not register: the log was lost or cut short, and what it lacks (a
-        production, a rollback) would otherwise be decided without it."""
+        """The state ``entries`` fold to, once the store holds no version they lack."""
         state = fold(self.log, entries)
-        unlisted = self.models.unlisted(state.registered)
-        if unlisted:
-            raise AuditLogTampered(
-                f"{self.audit_log}: the model store holds {len(unlisted)} version(s) this "
-                f"log does not register ({', '.join(unlisted)}): the log was lost, replaced "
-                "or cut short; restore it from a backup (or move those folders out of "
-                f"{self.models.root})"
-            )
+        self.models.refuse_unlisted(state.registered, self.audit_log)
         return state
 
     def versions(self) -> list[ModelVersion]:
@@ -159,17 +156,7 @@ class Registry:
             if not known:
                 raise RegistryError(f"no registered versions of {self.name} in {self.home}")
             return max(known, key=lambda v: self.models.get(v).info.creation_time)
-        if ref in known:
-            return ref
-        matches = sorted(v for v in known if ref and v.startswith(ref))
-        if not matches:
-            raise RegistryError(f"no registered version matches '{ref}' in {self.name}")
-        if len(matches) > 1:
-            raise RegistryError(
-                f"'{ref}' is ambiguous, it starts {len(matches)} versions: "
-                f"{', '.join(matches)}; give more of it"
-            )
-        return matches[0]
+        return the_version_starting(ref, known, self.name)
 
     def unfinished_promotion(self) -> str | None:
         """The newest version, when it passed its gate but never became production.
@@ -281,7 +268,7 @@ class Registry:
         chosen = describe(self.models.get(version), seen)
         if seen.production == version:
             raise RegistryError(f"'{version}' is production already")
-        _needs_reason(force, reason)
+        refuse_force_without_reason(force, reason)
         if not chosen.gate_passed and not force:
             failed = failed_rules(chosen)
             raise RegistryError(
@@ -325,13 +312,14 @@ class Registry:
                 f"{seen.production or 'the (absent) production'}"
             )
         target = seen.previous[-1]
-        _needs_reason(force, reason)
+        refuse_force_without_reason(force, reason)
         if target in seen.gate_failed and not force:
             raise RegistryError(
                 f"the production before '{seen.production}' is '{target}', whose gate "
                 'failed; roll back to it anyway with --force --reason "..."'
             )
-        verified_detector(Path(self.models.get(target).path), target)
+        folder = Path(self.models.get(target).path)
+        verified_graph(folder, target, verified_detector(folder, target))  # what serve loads
         return self._commit(
             {
                 "action": "rollback",
@@ -381,8 +369,9 @@ class Registry:
         entry |= {"revision": current.revision + 1, "prev_sha256": log.head_sha256}
         line = json.dumps(entry, default=str)
         state = next_state(current, line)
+        stored = self.models.all()  # a model.yaml that cannot be read refuses the change now
         self._append(line + "\n")
-        self.models.label_stages(state.stage_of)  # BentoML's labels follow the log
+        self.models.label_stages(state.stage_of, stored)  # BentoML's labels follow the log
         return state
 
     def _append(self, line: str) -> None:
@@ -408,8 +397,3 @@ def open_registry(params: RegistryParams, features: Sequence[str]) -> Registry:
     registry = Registry(home, model_name(params, features))
     registry.recover()
     return registry
-
-
-def _needs_reason(force: bool, reason: str | None) -> None:
-    if force and not (reason and reason.strip()):
-        raise RegistryError("--force needs --reason: the override is recorded")

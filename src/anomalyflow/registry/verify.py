@@ -11,11 +11,10 @@ is promoted, restored by a rollback, served or used to score.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anomalyflow.integrity import IntegrityError
+from anomalyflow.integrity import IntegrityError, read_json_object
 from anomalyflow.params import RuntimeParams
 
 if TYPE_CHECKING:  # torch loads only where a model does
@@ -65,7 +64,7 @@ def verified_detector(
     """
     detector_dir = folder / "detector"
     try:
-        recorded = _recorded_md5(folder)
+        recorded = recorded_weights_md5(folder)
         actual = weights_md5(detector_dir)
         if actual != recorded:
             raise IntegrityError(
@@ -99,16 +98,14 @@ def verified_graph(folder: Path, version: str, detector: AnomalyDetector) -> Gra
 
 def _recorded_lineage(folder: Path) -> dict[str, Any]:
     path = folder / "decision.json"
-    try:
-        lineage = json.loads(path.read_text()).get("lineage", {})
-    except (OSError, ValueError, AttributeError) as error:
-        raise IntegrityError(f"{path}: cannot be read ({error})") from None
+    lineage = read_json_object(path).get("lineage", {})
     if not isinstance(lineage, dict):
         raise IntegrityError(f"{path}: lineage is not a mapping")
     return lineage
 
 
-def _recorded_md5(folder: Path) -> str:
+def recorded_weights_md5(folder: Path) -> str:
+    """The weights MD5 the version in ``folder`` records, or a refusal naming its file."""
     path = folder / "decision.json"
     recorded = _recorded_lineage(folder).get(WEIGHTS_MD5)
     if not isinstance(recorded, str):

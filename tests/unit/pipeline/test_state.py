@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from anomalyflow.errors import Refusal
 from anomalyflow.params import DataParams, PathsParams
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.state import (
@@ -63,6 +64,17 @@ def test_state_round_trips_and_starts_empty(tmp_path: Path) -> None:
     assert read_state(paths) == RunState()
     record_check(paths, ("b", "p", "r"))
     assert read_state(paths).checked == ("b", "p", "r")
+
+
+@pytest.mark.parametrize("damage", ["{{{", "[1, 2]", ""])
+def test_a_damaged_state_file_is_refused_naming_it(tmp_path: Path, damage: str) -> None:
+    """It was a JSONDecodeError traceback on every later run."""
+    paths = _paths(tmp_path)
+    record_check(paths, ("b", "p", "r"))
+    paths.state.write_text(damage)
+
+    with pytest.raises(Refusal, match=str(paths.state)):
+        read_state(paths)
 
 
 def test_a_waiting_run_starts_once_the_first_ends(tmp_path: Path) -> None:

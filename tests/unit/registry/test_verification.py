@@ -141,3 +141,60 @@ def test_a_following_server_keeps_serving_when_the_new_production_fails_verifica
 
     registry.rollback(reason="corrupted")
     assert follower.switch(first, load) is None and follower.refusal is None
+
+
+def test_rollback_to_a_version_whose_scoring_graph_changed_is_refused(
+    registry: Registry, saved_detectors: list[Path], add_version: Callable[..., str], tmp_path: Path
+) -> None:
+    """Rollback checked the weights, not the graph: it restored a production that serve
+    then refused to start."""
+    from anomalyflow.pipeline.register import with_scoring_graph
+    from anomalyflow.serving.graph import GRAPH_FILE
+
+    candidate = Path(shutil.copytree(saved_detectors[0], tmp_path / "candidate"))
+    record = with_scoring_graph(candidate, decision_record(), SMOKE_ROWS)
+    first = registry.register(candidate, record, SMOKE_ROWS).version
+    second = add_version(detector=1)
+    registry.promote(first, passed_smoke)
+    registry.promote(second, passed_smoke)
+    with (registry.get(first).detector_dir / GRAPH_FILE).open("ab") as graph:
+        graph.write(b"garbage")
+    before = registry.audit_log.read_bytes()
+
+    with pytest.raises(IntegrityError, match=f"version '{first}'"):
+        registry.rollback(reason="incident")
+    assert registry.audit_log.read_bytes() == before
+
+
+def test_a_model_yaml_that_cannot_be_read_refuses_a_change_before_it_is_recorded(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    """An unrelated version's garbled model.yaml once failed promote and rollback after
+    their line was written: recorded, reported as failed, labels left stale."""
+    from anomalyflow.registry.store import RegistryError
+
+    first, second, other = add_version(), add_version(detector=1), add_version()
+    registry.promote(first, passed_smoke)
+    registry.promote(second, passed_smoke)
+    (registry.models.root / other / "model.yaml").write_text("{{{")
+    before = registry.audit_log.read_bytes()
+
+    with pytest.raises(RegistryError, match=r"model\.yaml"):
+        registry.rollback(reason="incident")
+    assert registry.audit_log.read_bytes() == before
+
+
+@pytest.mark.parametrize("record", ["decision.json", "detector/detector.json"])
+def test_a_damaged_record_of_a_stored_version_is_refused_naming_it(
+    registry: Registry, add_version: Callable[..., str], record: str
+) -> None:
+    """Read raw, a damaged decision.json of any archived version stopped every later run
+    with a JSONDecodeError that named no file."""
+    from anomalyflow.errors import Refusal
+    from anomalyflow.registry.model_version import failed_rules, feature_names
+
+    version = registry.get(add_version(approved=False))
+    (version.path / record).write_text("xx")
+
+    with pytest.raises(Refusal, match=record.split("/")[-1].replace(".", r"\.")):
+        failed_rules(version) if record == "decision.json" else feature_names(version)
