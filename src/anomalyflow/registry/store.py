@@ -266,6 +266,7 @@ class Registry:
         version = self.resolve(ref)
         seen = self.state()
         chosen = describe(self.models.get(version), seen)
+        verified_detector(chosen.path, version)  # what it records is read only once verified
         if seen.production == version:
             raise RegistryError(f"'{version}' is production already")
         refuse_force_without_reason(force, reason)
@@ -279,7 +280,6 @@ class Registry:
         other_features = features_differ(chosen, production) if production else None
         if other_features and not force:
             raise RegistryError(f"{other_features}; promote it anyway with --force --reason")
-        verified_detector(chosen.path, version)
         smoke = smoke_test(chosen)
         return self._commit(
             {

@@ -3,8 +3,9 @@
 Two records vouch for a version's weights: the MD5 the gate took of the candidate's
 ``weights.safetensors`` (``lineage.candidate_weights_md5`` in ``decision.json``), and the
 SHA-256 of the weights and scaler that :meth:`AnomalyDetector.load` checks
-(``detector.json``). A version passes only when both still match; anything else is an
-:class:`IntegrityError` naming the version, so no corrupted, truncated or swapped model
+(``detector.json``, itself hashed in ``lineage.detector_json_sha256`` at registration). A
+version passes only when all still match; anything else is an :class:`IntegrityError`
+naming the version, so no corrupted, truncated or swapped model
 is promoted, restored by a rollback, served or used to score.
 """
 
@@ -14,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anomalyflow.integrity import IntegrityError, read_json_object
+from anomalyflow.integrity import IntegrityError, file_sha256, read_json_object
 from anomalyflow.params import RuntimeParams
 
 if TYPE_CHECKING:  # torch loads only where a model does
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # torch loads only where a model does
 
 WEIGHTS = "weights.safetensors"
 WEIGHTS_MD5 = "candidate_weights_md5"  # the key the gate writes in decision.json's lineage
+DESCRIPTION = "detector.json"
+DESCRIPTION_SHA256 = "detector_json_sha256"  # its key, written at registration
 
 
 def weights_md5(detector_dir: Path) -> str:
@@ -32,11 +35,13 @@ def weights_md5(detector_dir: Path) -> str:
 
 
 def with_weights_md5(decision: dict[str, Any], candidate_dir: Path) -> dict[str, Any]:
-    """``decision`` with its lineage's weights hash, checked against ``candidate_dir``.
+    """``decision`` with its lineage's hashes of the weights and of ``detector.json``,
+    checked against ``candidate_dir``.
 
-    A decision that names the hash must name these weights: registering other weights
-    than the gate passed is refused. One without it (a registration outside the
+    A decision that names the weights hash must name these weights: registering other
+    weights than the gate passed is refused. One without it (a registration outside the
     pipeline) gets the hash of the files registered, so every stored version has one.
+    ``detector.json`` (threshold, feature order, settings) is hashed at registration.
     """
     actual = weights_md5(candidate_dir)
     lineage = dict(decision.get("lineage") or {})
@@ -46,6 +51,9 @@ def with_weights_md5(decision: dict[str, Any], candidate_dir: Path) -> dict[str,
             f"{candidate_dir / WEIGHTS}: MD5 {actual} differs from the {recorded} the gate "
             "passed (the candidate changed after the gate); nothing was registered"
         )
+    description = file_sha256(candidate_dir / DESCRIPTION)
+    if lineage.setdefault(DESCRIPTION_SHA256, description) != description:
+        raise IntegrityError(f"{candidate_dir / DESCRIPTION}: changed while it was registered")
     return decision | {"lineage": lineage}
 
 
@@ -71,6 +79,7 @@ def verified_detector(
                 f"{detector_dir / WEIGHTS}: MD5 {actual} differs from the {recorded} "
                 "recorded when it passed the gate (the file is corrupted or was replaced)"
             )
+        _check_description(folder)
         from anomalyflow.detector import AnomalyDetector
 
         return AnomalyDetector.load(detector_dir, runtime)
@@ -102,6 +111,19 @@ def _recorded_lineage(folder: Path) -> dict[str, Any]:
     if not isinstance(lineage, dict):
         raise IntegrityError(f"{path}: lineage is not a mapping")
     return lineage
+
+
+def _check_description(folder: Path) -> None:
+    """``detector.json`` as registered: an edited threshold or feature order scores every
+    row differently without a word. Versions registered before its hash was recorded
+    have none to check."""
+    recorded = _recorded_lineage(folder).get(DESCRIPTION_SHA256)
+    path = folder / "detector" / DESCRIPTION
+    if recorded is not None and file_sha256(path) != recorded:
+        raise IntegrityError(
+            f"{path}: SHA-256 differs from the one recorded when the version was registered "
+            "(threshold, features or settings were changed)"
+        )
 
 
 def recorded_weights_md5(folder: Path) -> str:

@@ -198,3 +198,26 @@ def test_a_damaged_record_of_a_stored_version_is_refused_naming_it(
 
     with pytest.raises(Refusal, match=record.split("/")[-1].replace(".", r"\.")):
         failed_rules(version) if record == "decision.json" else feature_names(version)
+
+
+@pytest.mark.parametrize("edit", ["threshold", "feature order"])
+def test_a_stored_versions_edited_detector_json_is_refused(
+    registry: Registry, add_version: Callable[..., str], edit: str
+) -> None:
+    """Only the weights and scaler were hashed: an edited threshold flagged no row, and
+    swapped feature names scored every row against the wrong columns, with exit 0."""
+    production, edited = add_version(), add_version()
+    registry.promote(production, passed_smoke)
+    description = registry.get(edited).detector_dir / "detector.json"
+    saved = json.loads(description.read_text())
+    if edit == "threshold":
+        saved["threshold"] = 1e9
+    else:
+        saved["feature_names"][:2] = saved["feature_names"][1::-1]
+    description.write_text(json.dumps(saved, indent=2))
+
+    with pytest.raises(IntegrityError, match=f"version '{edited}'"):
+        registry.load(edited)
+    with pytest.raises(IntegrityError, match=f"version '{edited}'"):
+        registry.promote(edited, never_called)
+    assert registry.state().production == production
