@@ -131,7 +131,7 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
             columns=columns,
         )
     with clock.lap("window"):  # whatever the policy decides: nothing is lost
-        window_task(ctx.paths, table, checked[0])
+        window_task(ctx.paths, table, checked[0], ctx.schema.id)
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.accepted)
     need = (
         TrainingNeed(True, "forced (--force)")

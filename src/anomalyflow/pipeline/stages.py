@@ -74,9 +74,11 @@ def _window(ctx: RunContext, batch: Path) -> str:
     from anomalyflow.pipeline.lineage import file_digest
     from anomalyflow.pipeline.window import append_batch, release_pending
 
-    added = append_batch(ctx.paths, read_table(batch, ctx.schema), file_digest(batch))
+    table = read_table(batch, ctx.schema)
+    added = append_batch(ctx.paths, table, file_digest(batch), ctx.schema.id)
     release_pending(ctx.paths)
-    return f"Window {ctx.paths.window}: {batch} {'added' if added else 'already there'}"
+    kept = f"{added} of its {len(table.x)} rows added" if added else "its rows are there already"
+    return f"Window {ctx.paths.window}: {batch}: {kept}"
 
 
 def _pretrain(ctx: RunContext, batch: Path) -> str:

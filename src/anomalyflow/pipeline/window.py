@@ -29,16 +29,31 @@ LABELS_FILE = "labels.parquet"
 BATCH_PATTERN = "batch-*.parquet"
 
 
-def append_batch(paths: ArtifactPaths, batch: Table, batch_digest: str) -> bool:
-    """Add an accepted batch to ``pending/``; False when it is in the window already."""
+def append_batch(
+    paths: ArtifactPaths, batch: Table, batch_digest: str, id_column: str | None
+) -> int:
+    """Add an accepted batch's new rows to ``pending/``; how many were new (0: it is in
+    the window already).
+
+    With an ``id_column``, rows whose ids an accepted batch holds are left out: the same
+    rows re-sent in another file (a CSV export of a Parquet batch, an overlapping
+    export) would otherwise be trained on twice, their labels counted twice.
+    """
     assert batch.frame is not None
-    if any(batch_digest[:16] in p.name for p in batch_files(paths)):
-        return False
+    accepted = batch_files(paths)
+    if any(batch_digest[:16] in p.name for p in accepted):
+        return 0
+    frame = batch.frame
+    if id_column is not None and accepted:
+        seen = pd.concat([pd.read_parquet(p, columns=[id_column]) for p in accepted])
+        frame = frame[~frame[id_column].isin(seen[id_column])]
+    if frame.empty:
+        return 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     target = paths.pending / f"batch-{stamp}-{batch_digest[:16]}.parquet"
     with atomic_path(target) as partial:
-        batch.frame.to_parquet(partial, index=False)
-    return True
+        frame.to_parquet(partial, index=False)
+    return len(frame)
 
 
 def batch_files(paths: ArtifactPaths) -> list[Path]:

@@ -139,7 +139,7 @@ class Replay:
         """The model every policy starts with: the flow's first run on the built-in batch."""
         pretrain.pretrain(self.ctx)  # reused when the project's backbone fits
         batch = read_table(self.ctx.paths.batch, self.ctx.schema)
-        append_batch(self.ctx.paths, batch, file_digest(self.ctx.paths.batch))
+        append_batch(self.ctx.paths, batch, file_digest(self.ctx.paths.batch), self.ctx.schema.id)
         first = self._candidate()
         decision = apply_policy(first.report, None, self.ctx.params.gate)
         if not decision.approved:
@@ -159,7 +159,8 @@ class Replay:
             validate(ctx, batch_file)
         except DataValidationError:  # in quarantine, out of the window, as scheduled
             return None
-        append_batch(ctx.paths, read_table(batch_file, ctx.schema), file_digest(batch_file))
+        table = read_table(batch_file, ctx.schema)
+        append_batch(ctx.paths, table, file_digest(batch_file), ctx.schema.id)
         due = day.index - self.settings.label_delay
         if due >= 0:
             self._feedback(stream[due])

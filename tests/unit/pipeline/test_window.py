@@ -38,9 +38,9 @@ def paths(tmp_path: Path) -> ArtifactPaths:
 
 
 def test_batches_accumulate_once_each_and_the_newest_rows_are_kept(paths: ArtifactPaths) -> None:
-    assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
-    assert append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
-    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")  # again: no-op
+    assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
+    assert append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two", "row_id")
+    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two", "row_id")
     assert release_pending(paths) == 2
     window = read_window(paths, SCHEMA, ALL)
     assert window.frame is not None and window.frame["row_id"].tolist() == list(range(20))
@@ -50,10 +50,26 @@ def test_batches_accumulate_once_each_and_the_newest_rows_are_kept(paths: Artifa
     assert recent.frame is not None and recent.frame["row_id"].min() >= 10
 
 
+def test_rows_the_window_holds_are_not_added_again_from_another_file(
+    paths: ArtifactPaths,
+) -> None:
+    """The same batch saved as CSV (another file digest) was added whole: every row, and
+    every labeled anomaly, twice in the training window."""
+    assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-parquet", "row_id") == 10
+    release_pending(paths)
+
+    assert append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-csv", "row_id") == 0
+    assert append_batch(paths, _batch(5, 10, "2026-01-01"), "digest-overlap", "row_id") == 5
+    release_pending(paths)
+
+    window = read_window(paths, SCHEMA, ALL)
+    assert window.frame is not None and sorted(window.frame["row_id"]) == list(range(15))
+
+
 def test_a_crash_while_appending_leaves_the_window_as_it_was(
     paths: ArtifactPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     release_pending(paths)
     before = sorted(p.name for p in paths.window.iterdir())
 
@@ -63,7 +79,7 @@ def test_a_crash_while_appending_leaves_the_window_as_it_was(
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", torn_write)
     with pytest.raises(OSError):
-        append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
+        append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two", "row_id")
     monkeypatch.undo()
     assert release_pending(paths) == 0
     assert sorted(p.name for p in paths.window.iterdir()) == before
@@ -73,7 +89,7 @@ def test_a_crash_while_appending_leaves_the_window_as_it_was(
 def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
     paths: ArtifactPaths, tmp_path: Path
 ) -> None:
-    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     before = window_digest(paths)
     labels = tmp_path / "chargebacks.csv"
     labels.write_text("id,label,labeled_at\n3,1,2026-02-01\n4,1,2026-02-01\n0,1,2026-02-01\n")
@@ -88,7 +104,7 @@ def test_late_labels_reach_window_rows_by_id_and_count_as_new_data(
 def test_labels_from_a_csv_and_then_a_parquet_file_both_attach(
     paths: ArtifactPaths, tmp_path: Path
 ) -> None:
-    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     text = tmp_path / "chargebacks.csv"
     text.write_text("id,label,labeled_at\n3,1,2026-02-01T10:00:00\n")
     apply_feedback(paths, SCHEMA, text)
@@ -118,7 +134,7 @@ def test_labels_from_a_csv_and_then_a_parquet_file_both_attach(
 def test_bad_feedback_is_refused_whole_and_changes_nothing(
     paths: ArtifactPaths, tmp_path: Path, text: str, column: str
 ) -> None:
-    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     before = window_digest(paths)
     labels = tmp_path / "labels.csv"
     labels.write_text(text)
@@ -134,11 +150,11 @@ def test_what_arrives_between_trainings_waits_apart_counts_as_new_and_joins_once
     """Fine-tuning's window (its DVC dependency) holds what the latest model learned
     from; a batch and labels accepted in a skipped run wait in ``pending/`` until the
     next training takes them, each row once."""
-    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one")
+    append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     release_pending(paths)  # the first training
     trained = sorted(p.name for p in paths.window.iterdir())
     before = window_digest(paths)
-    append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")  # skipped: cooldown
+    append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two", "row_id")  # skipped: cooldown
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label\n3,1\n12,1\n")  # a trained row and a pending one
     apply_feedback(paths, SCHEMA, labels)
@@ -146,7 +162,7 @@ def test_what_arrives_between_trainings_waits_apart_counts_as_new_and_joins_once
     assert len(read_window(paths, SCHEMA, ALL).x) == 10
     grown = window_digest(paths)
     assert grown != before  # the policy sees new data
-    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two")
+    assert not append_batch(paths, _batch(10, 10, "2026-01-05"), "digest-two", "row_id")
     assert release_pending(paths) == 1
     assert window_digest(paths) == grown  # moving it is no new data
     window = read_window(paths, SCHEMA, ALL)
@@ -159,7 +175,7 @@ def test_a_crash_half_way_through_a_release_loses_and_doubles_nothing(
     paths: ArtifactPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for day, first in (("2026-01-01", 0), ("2026-01-02", 10), ("2026-01-03", 20)):
-        append_batch(paths, _batch(first, 10, day), f"{first:02d}-digest")
+        append_batch(paths, _batch(first, 10, day), f"{first:02d}-digest", "row_id")
     digest = window_digest(paths)
     real_replace, moves = os.replace, []
 
