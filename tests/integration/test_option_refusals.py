@@ -35,6 +35,7 @@ def _files() -> set[Path]:
         ["schedule", "--once", "--incoming", "params.yaml"],
         ["replay", "--days", "99999999999999999999"],  # was an OverflowError
         ["replay", "--days", "2", "--json", "folder"],  # was refused after the replay ran
+        ["replay", "--days", "2", "--json", "params.yaml/x.json"],  # a traceback after it ran
     ],
     ids=lambda command: " ".join(command),
 )
@@ -74,6 +75,27 @@ def test_serve_refuses_a_port_outside_1_to_65535_or_a_host_it_cannot_bind(
     )
 
     assert done.returncode == 2, done.stdout + done.stderr
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(
+    tmp_path: Path, saved_detectors: list[Path]
+) -> None:
+    """BentoML found it once started: a traceback, exit 1."""
+    import socket
+
+    (tmp_path / "params.yaml").write_text("registry: {model_name: blobs}\n")
+    registry = Registry(tmp_path / ".bentoml", "blobs")
+    smoke = make_blobs(rows=16)[0]
+    version = registry.register(saved_detectors[0], decision_record(), smoke).version
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        serve = [sys.executable, "-m", "anomalyflow", "serve", "--model", version, "--port", port]
+        done = subprocess.run(serve, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_report_before_any_run_is_refused_without_writing_the_data(

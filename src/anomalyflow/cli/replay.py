@@ -46,6 +46,9 @@ def replay(
     for option, path in (("--json", json_file), ("--plot", plot)):
         if path is not None and path.is_dir():
             fail(f"{option}: {path} is a folder; name a file to write")
+        existing = next((p for p in (path.parents if path else ()) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            fail(f"{option}: {path} lies under {existing}, which is a file, not a folder")
     project = RunContext.prepare(params_path)
     settings = ReplaySettings(days, label_delay, rows_per_day)
     typer.echo(

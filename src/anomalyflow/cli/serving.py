@@ -54,10 +54,24 @@ def serve(
     token_variable = params.serving.api_token_env
     if host not in LOOPBACK and not os.environ.get(token_variable):
         fail(f"serving on {host} needs a token: set {token_variable} (clients send it as Bearer)")
+    _refuse_a_port_in_use(host, port)
     command = service_command(host, port)
     typer.echo(f"Serving model {registry.name} on http://{host}:{port}")
     environment = service_environment(registry.home, params_path, version, model_name=registry.name)
     os.execve(command[0], command, environment)
+
+
+def _refuse_a_port_in_use(host: str, port: int) -> None:
+    """BentoML reports a port in use with a traceback and exit 1, once it has started."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            fail(f"--port: cannot listen on {host}:{port} ({error.strerror}); choose another")
 
 
 def _is_ip_address(host: str) -> bool:
