@@ -216,6 +216,9 @@ def test_shadow_reports_disagreements_between_production_and_a_candidate(
     assert f"disagreement {report['disagreement_rate']:.2%}" in shadowed.output
 
     before = _files()
+    itself = runner.invoke(app, ["shadow", "--input", "batch.parquet", "--candidate", "production"])
+    assert itself.exit_code == 2, itself.output  # was "0.00%", a report and a review page
+    assert _files() == before
     frame.head(0).to_parquet("empty.parquet")  # no rows: nothing to agree or disagree on
     for source in ("empty.parquet", "absent.parquet"):
         refused = runner.invoke(app, ["shadow", "--input", source])

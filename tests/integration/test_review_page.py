@@ -196,8 +196,9 @@ def test_review_page_renders_offline_with_plots_and_working_links(
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 0, result.output
     production = re.search(r"Registered version (\S+)", result.output).group(1)  # type: ignore[union-attr]
+    candidate = _a_second_version(production)
     shadowed = runner.invoke(
-        app, ["shadow", "--input", "data/recent.parquet", "--candidate", production]
+        app, ["shadow", "--input", "data/recent.parquet", "--candidate", candidate]
     )
     assert shadowed.exit_code == 0, shadowed.output
     page = Path(shadowed.output.split("Report: ")[1].strip())  # rewritten with the shadow
@@ -212,7 +213,8 @@ def test_review_page_renders_offline_with_plots_and_working_links(
         assert_the_proxy_catches_a_fetching_page(browser, tmp_path)
 
     assert "Decision:" in dom and "Evaluation on the holdout" in dom
-    assert "Shadow comparison" in dom and "disagreement 0.00%" in dom
+    assert "Shadow comparison" in dom and re.search(r"disagreement \d+\.\d\d%", dom)
+
     assert dom.count('src="data:image/png;base64,') == 2  # PR/ROC and histograms inline
     versions = dom.split('id="versions"')[1].split("</section>")[0]
     assert production in versions and "none yet" in versions  # the first model
@@ -227,3 +229,36 @@ def test_review_page_renders_offline_with_plots_and_working_links(
     assert sorted(local) == ["drift.html", "validation.html"]  # the run's copies, not GX's
     for href in local:
         assert (page.parent / href).resolve().exists(), f"broken link: {href}"
+
+
+def _a_second_version(production: str) -> str:
+    """The run's model with its threshold refit at another alert rate, registered: a
+    version to shadow (production against itself is refused)."""
+    import shutil
+
+    import numpy as np
+
+    from anomalyflow.cli.registry import open_configured_registry
+    from anomalyflow.params import load_params
+    from tests.conftest import decision_record
+
+    registry = open_configured_registry(load_params("params.yaml"))
+    refit = Path(shutil.copytree("artifacts/candidate", "refit"))
+    Path("refit.yaml").write_text(
+        Path("params.yaml").read_text() + "threshold: {alert_rate: 0.05}\n"
+    )
+    refitted = runner.invoke(
+        app,
+        [
+            "threshold",
+            "--data",
+            "data/holdout.parquet",
+            "--model",
+            "refit",
+            "--params",
+            "refit.yaml",
+        ],
+    )
+    assert refitted.exit_code == 0, refitted.output
+    smoke = np.load(registry.get(production).path / "smoke.npy")
+    return registry.register(refit, decision_record(), smoke).version

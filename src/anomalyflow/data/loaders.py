@@ -140,13 +140,15 @@ def read_frame(path: Path) -> pd.DataFrame:
 
 
 def readable_header(path: Path) -> Path:
-    """``path`` if its header reads as CSV or Parquet, without reading the rows: a file too
-    large for memory is streamed later, and must not fail half-way through."""
+    """``path`` if it reads as CSV or Parquet and has rows, reading no more than its first
+    row: a file too large for memory is streamed later, and must not fail half-way."""
     with _refused_unless_readable(path) as suffix:
         if suffix == ".csv":
-            pd.read_csv(path, nrows=0)
+            rows = len(pd.read_csv(path, nrows=1))
         else:
-            pq.ParquetFile(path)
+            rows = pq.ParquetFile(path).metadata.num_rows
+    if rows == 0:
+        raise InputError(path, None, "file has no rows")
     return path
 
 

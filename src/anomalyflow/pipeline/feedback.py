@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from anomalyflow.data.loaders import read_frame
 from anomalyflow.data.schema import InputError, Schema
 from anomalyflow.paths import ArtifactPaths
 from anomalyflow.pipeline.window import LABELS_FILE, batch_files, merge_labels
@@ -36,7 +37,7 @@ def apply_feedback(paths: ArtifactPaths, schema: Schema, labels_file: Path) -> F
     """
     if not schema.id or not schema.label:
         raise InputError(labels_file, None, "late labels need data.id and data.label set")
-    incoming = _checked(labels_file, _read(labels_file))
+    incoming = _checked(labels_file, read_frame(labels_file))
     current = _window_labels(paths, schema)
     unknown = incoming.loc[~incoming["id"].isin(current.index), "id"]
     if len(unknown):
@@ -45,16 +46,6 @@ def apply_feedback(paths: ArtifactPaths, schema: Schema, labels_file: Path) -> F
     changed = int((current.loc[incoming["id"]].to_numpy() != incoming["label"].to_numpy()).sum())
     merge_labels(paths.pending / LABELS_FILE, incoming)
     return Feedback(received=len(incoming), changed=changed)
-
-
-def _read(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise InputError(path, None, "expected a .csv or .parquet file")
-    try:
-        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-    except (OSError, ValueError) as error:
-        raise InputError(path, None, f"cannot be read ({error})") from error
 
 
 def _checked(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +60,7 @@ def _checked(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise InputError(
-            path, "label", f"must be 0 or 1; found {frame['label'].iloc[row]!r} at row {row}"
+            path, "label", f"must be 0 or 1; found {frame['label'].tolist()[row]!r} at row {row}"
         )
     frame = frame.assign(label=labels.astype("int64"))
     if "labeled_at" in frame.columns:

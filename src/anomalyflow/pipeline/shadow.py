@@ -33,6 +33,8 @@ def shadow(
             raise RegistryError("no candidate version to shadow; name one with --candidate")
         candidate = waiting[0].version
     candidate = registry.resolve(candidate)  # the full version, recorded as such
+    if candidate == production.version:  # a 0.00% disagreement with itself says nothing
+        raise RegistryError(f"'{candidate}' is production: shadow another version against it")
     comparison = {
         "input": str(batch),
         "production": production.version,

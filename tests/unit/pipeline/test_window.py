@@ -129,10 +129,11 @@ def test_labels_from_a_csv_and_then_a_parquet_file_both_attach(
         ("id\n3\n", "label"),
         ("id,label,amount\n3,1,5\n", "amount"),
         ("id,label,labeled_at\n3,1,2026-02-01\n4,1,garbage\n", "labeled_at"),
+        ("id,label\n", None),  # no rows: was taken as new labels, and the next run trained
     ],
 )
 def test_bad_feedback_is_refused_whole_and_changes_nothing(
-    paths: ArtifactPaths, tmp_path: Path, text: str, column: str
+    paths: ArtifactPaths, tmp_path: Path, text: str, column: str | None
 ) -> None:
     append_batch(paths, _batch(0, 10, "2026-01-01"), "digest-one", "row_id")
     before = window_digest(paths)
