@@ -43,6 +43,7 @@ from anomalyflow.pipeline.window import (
     release_pending,
     window_digest,
 )
+from anomalyflow.registry.model_version import unfinished_promotion
 from anomalyflow.registry.store import open_registry
 from anomalyflow.versioning import unversioned_because
 from flows.review import review_and_promote
@@ -101,7 +102,7 @@ def _announced(ctx: RunContext, summary: RunSummary) -> RunSummary:
     if ctx.params.registry.approval != "auto" or summary.outcome == "promoted":
         return summary  # a candidate waiting for a reviewer is no accident
     registry = open_registry(ctx.params.registry, ctx.schema.features)
-    unfinished = registry.unfinished_promotion()
+    unfinished = unfinished_promotion(registry.versions())
     if unfinished:
         summary.notes.append(
             f"version {unfinished} passed its gate but its promotion never finished: "

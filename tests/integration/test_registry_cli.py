@@ -180,6 +180,28 @@ def test_score_refuses_paths_it_cannot_read_or_must_not_write(
     assert _files() == before
 
 
+def test_a_registered_version_whose_folder_is_gone_is_named_not_hidden(
+    registry: Registry,
+) -> None:
+    """A deleted production folder vanished from `models` (exit 0, the archived versions
+    listed) and `score --model` called it 'no registered version matches'."""
+    import shutil
+
+    production = registry.versions()[0].version
+    assert runner.invoke(app, ["promote", production]).exit_code == 0
+    shutil.rmtree(registry.models.root / production)
+    _batch(Path("batch.parquet"))
+
+    listed = runner.invoke(app, ["models"])
+    scored = runner.invoke(
+        app, ["score", "--input", "batch.parquet", "--output", "out.parquet", "--model", production]
+    )
+
+    assert listed.exit_code == 2 and production in listed.output
+    assert scored.exit_code == 2 and "missing" in scored.output
+    assert not Path("out.parquet").exists()
+
+
 def test_threshold_refuses_to_change_a_version_in_the_model_store(registry: Registry) -> None:
     _batch(Path("batch.parquet"))
     stored = registry.versions()[0]

@@ -35,15 +35,25 @@ def models(
     """List registered versions: stage, gate, metrics, who promoted them, data version."""
     import json
 
+    from anomalyflow.registry.model_version import unfinished_promotion
+
     registry = open_configured_registry(load_params(params_path))
     versions = registry.versions()
+    gone = registry.missing()  # listing the rest alone would hide a lost production
+    if gone:
+        state = registry.state()
+        named = [f"{v} ({state.stage_of(v)})" for v in gone]
+        fail(
+            f"{registry.models.root}: the folders of registered versions are missing: "
+            f"{', '.join(named)}; restore them from a backup"
+        )
     promoted = {e["version"]: e for e in registry.history() if e["action"] == "promote"}
     listed = [v.to_dict() | _promotion(promoted.get(v.version)) for v in versions]
     if as_json:
         typer.echo(json.dumps(listed, indent=2))
         return
     auto = load_params(params_path).registry.approval == "auto"
-    unfinished = registry.unfinished_promotion() if auto else None
+    unfinished = unfinished_promotion(versions) if auto else None
     if unfinished:
         typer.echo(f"{unfinished} passed its gate but was never promoted: `promote` finishes it")
     typer.echo(f"Model {registry.name} in {registry.home}")

@@ -117,3 +117,16 @@ def refuse_force_without_reason(force: bool, reason: str | None) -> None:
     """An override is recorded with its reason, so ``--force`` needs one."""
     if force and not (reason and reason.strip()):
         raise RegistryError("--force needs --reason: the override is recorded")
+
+
+def unfinished_promotion(versions: list[ModelVersion]) -> str | None:
+    """The newest of ``versions`` (newest first), when it passed its gate but never became
+    production.
+
+    Under ``approval: auto`` every gate-passed candidate is promoted in its run; one
+    still a candidate had its promotion cut short (a killed run, a failed smoke test),
+    which nobody would notice otherwise. ``promote`` finishes it.
+    """
+    if versions and versions[0].stage == "candidate" and versions[0].gate_passed:
+        return versions[0].version
+    return None

@@ -42,12 +42,21 @@ def audit_log_path(home: Path, name: str) -> Path:
     return home / "anomalyflow" / "models" / name / "audit.jsonl"
 
 
-def the_version_starting(ref: str, known: Collection[str], name: str) -> str:
+def the_version_starting(
+    ref: str, known: Collection[str], name: str, missing: Collection[str] = ()
+) -> str:
     """The one version of ``known`` that is ``ref`` or starts with it; a refusal for none,
-    or for a prefix of several (listed: the user gives more of it)."""
+    or for a prefix of several (listed: the user gives more of it), or for one of the
+    registered versions whose folder is ``missing`` (that, not a typo, is the news)."""
     if ref in known:
         return ref
     matches = sorted(v for v in known if ref and v.startswith(ref))
+    gone = [v for v in missing if ref and v.startswith(ref)]
+    if gone and not matches:
+        raise RegistryError(
+            f"version '{gone[0]}' of {name} is registered, but its folder is missing from "
+            "the model store: restore it from a backup"
+        )
     if not matches:
         raise RegistryError(f"no registered version matches '{ref}' in {name}")
     if len(matches) > 1:

@@ -137,6 +137,10 @@ class Registry:
         found = [describe(self.models.get(v), state) for v in self._stored(state)]
         return sorted(found, key=lambda v: v.created, reverse=True)
 
+    def missing(self) -> list[str]:
+        """Registered versions whose folder is gone from the store (deleted by hand)."""
+        return sorted(set(self.state().registered) - set(self.models.versions()))
+
     def _stored(self, state: RegistryState) -> list[str]:
         """The stored versions that are versions: those the log registers."""
         return [v for v in self.models.versions() if v in state.registered]
@@ -151,24 +155,13 @@ class Registry:
         """
         if ref in ("production", "previous"):
             return self._named(ref)
-        known = self._stored(self.state())
+        state = self.state()
+        known = self._stored(state)
         if ref == "latest":
             if not known:
                 raise RegistryError(f"no registered versions of {self.name} in {self.home}")
             return max(known, key=lambda v: self.models.get(v).info.creation_time)
-        return the_version_starting(ref, known, self.name)
-
-    def unfinished_promotion(self) -> str | None:
-        """The newest version, when it passed its gate but never became production.
-
-        Under ``approval: auto`` every gate-passed candidate is promoted in its run; one
-        still a candidate had its promotion cut short (a killed run, a failed smoke
-        test), which nobody would notice otherwise. ``promote`` finishes it.
-        """
-        versions = self.versions()  # newest first
-        if versions and versions[0].stage == "candidate" and versions[0].gate_passed:
-            return versions[0].version
-        return None
+        return the_version_starting(ref, known, self.name, set(state.registered) - set(known))
 
     def get(self, ref: str) -> ModelVersion:
         """One version (``ref`` as :meth:`resolve` takes it)."""
