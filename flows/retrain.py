@@ -209,9 +209,12 @@ def _rejudged(ctx: RunContext, clock: Stopwatch) -> RunSummary:
         registry = open_registry(ctx.params.registry, ctx.schema.features)
         why = "the gate's rules changed: the candidate judged again, not retrained"
         registry.record_review(version, decision.approved, why, None, by_gate=True)
-    if registry.state().production == version:
-        verdict = "passes" if decision.approved else "fails (it stays production)"
-        return RunSummary("rejudged", f"{why}; {version} {verdict}", seconds=clock.seconds)
+    stage = registry.state().stage_of(version)
+    if stage != "candidate":  # production already, or replaced by a person's rollback
+        verdict = "passes" if decision.approved else "fails"
+        restore = f": `promote {version}` restores it" if stage == "archived" else ""
+        reason = f"{why}; {version} {verdict} (it stays {stage}{restore})"
+        return RunSummary("rejudged", reason, seconds=clock.seconds)
     return _decided(ctx, (decision, record, evaluation), version, why, clock)
 
 

@@ -197,3 +197,36 @@ def test_benchmark_reports_every_method_on_identical_splits(tmp_path: Path) -> N
     other = runner.invoke(app, [*command, "--labels", "3", "--resume", "--no-speed"])
     assert other.exit_code == 2 and "budget" in other.output
     assert not (tmp_path / "out" / "benchmark-labels-3.json").exists()
+
+
+def register_a_refit_copy(production: str) -> str:
+    """The run's candidate with its threshold refit at another alert rate, registered
+    beside ``production`` (a version of its own, without training another)."""
+    import shutil
+
+    import numpy as np
+
+    from anomalyflow.cli.registry import open_configured_registry
+    from anomalyflow.params import load_params
+    from tests.conftest import decision_record
+
+    registry = open_configured_registry(load_params("params.yaml"))
+    refit = Path(shutil.copytree("artifacts/candidate", "refit"))
+    Path("refit.yaml").write_text(
+        Path("params.yaml").read_text() + "threshold: {alert_rate: 0.05}\n"
+    )
+    refitted = runner.invoke(
+        app,
+        [
+            "threshold",
+            "--data",
+            "data/holdout.parquet",
+            "--model",
+            "refit",
+            "--params",
+            "refit.yaml",
+        ],
+    )
+    assert refitted.exit_code == 0, refitted.output
+    smoke = np.load(registry.get(production).path / "smoke.npy")
+    return registry.register(refit, decision_record(), smoke).version

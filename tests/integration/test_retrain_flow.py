@@ -14,7 +14,7 @@ from anomalyflow.cli import app
 from anomalyflow.params import load_params
 from anomalyflow.pipeline.production import project_registry
 from anomalyflow.pipeline.stages import STAGES
-from tests.integration.test_main_job import SMALL
+from tests.integration.test_main_job import SMALL, register_a_refit_copy
 
 runner = CliRunner()
 
@@ -185,3 +185,26 @@ def test_a_candidate_the_gate_rejected_is_promoted_once_the_rules_relax_without_
     assert registry.state().production == candidate.version
     assert _md5(Path("artifacts/candidate/weights.safetensors")) == weights  # not retrained
     assert [e["action"] for e in registry.history()][-2:] == ["rejudge", "promote"]
+
+
+def test_a_rule_change_never_brings_back_a_version_a_person_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved candidate's version, judged again after a gate-only change, was promoted
+    over the production a person had rolled back to."""
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+    first = runner.invoke(app, ["run"])
+    assert first.exit_code == 0, first.output
+    registry = project_registry(load_params())
+    chosen = registry.state().production
+    rolled_back = register_a_refit_copy(chosen)  # the candidate's weights: its version now
+    assert runner.invoke(app, ["promote", rolled_back]).exit_code == 0
+    assert runner.invoke(app, ["rollback", "--reason", "misbehaves"]).exit_code == 0
+
+    Path("params.yaml").write_text(SMALL + "gate: {min_auprc: 0.05}\n")  # the gate alone
+    judged = runner.invoke(app, ["run"])
+
+    assert judged.exit_code == 0, judged.output
+    assert registry.state().production == chosen
+    assert registry.history()[-1]["action"] == "rejudge"

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from anomalyflow.cli import app
-from tests.integration.test_main_job import SMALL
+from tests.integration.test_main_job import SMALL, register_a_refit_copy
 
 runner = CliRunner()
 CHROMIUM_FLAGS = [
@@ -196,7 +196,7 @@ def test_review_page_renders_offline_with_plots_and_working_links(
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 0, result.output
     production = re.search(r"Registered version (\S+)", result.output).group(1)  # type: ignore[union-attr]
-    candidate = _a_second_version(production)
+    candidate = register_a_refit_copy(production)
     shadowed = runner.invoke(
         app, ["shadow", "--input", "data/recent.parquet", "--candidate", candidate]
     )
@@ -229,36 +229,3 @@ def test_review_page_renders_offline_with_plots_and_working_links(
     assert sorted(local) == ["drift.html", "validation.html"]  # the run's copies, not GX's
     for href in local:
         assert (page.parent / href).resolve().exists(), f"broken link: {href}"
-
-
-def _a_second_version(production: str) -> str:
-    """The run's model with its threshold refit at another alert rate, registered: a
-    version to shadow (production against itself is refused)."""
-    import shutil
-
-    import numpy as np
-
-    from anomalyflow.cli.registry import open_configured_registry
-    from anomalyflow.params import load_params
-    from tests.conftest import decision_record
-
-    registry = open_configured_registry(load_params("params.yaml"))
-    refit = Path(shutil.copytree("artifacts/candidate", "refit"))
-    Path("refit.yaml").write_text(
-        Path("params.yaml").read_text() + "threshold: {alert_rate: 0.05}\n"
-    )
-    refitted = runner.invoke(
-        app,
-        [
-            "threshold",
-            "--data",
-            "data/holdout.parquet",
-            "--model",
-            "refit",
-            "--params",
-            "refit.yaml",
-        ],
-    )
-    assert refitted.exit_code == 0, refitted.output
-    smoke = np.load(registry.get(production).path / "smoke.npy")
-    return registry.register(refit, decision_record(), smoke).version
