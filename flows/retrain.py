@@ -208,7 +208,9 @@ def _rejudged(ctx: RunContext, clock: Stopwatch) -> RunSummary:
         decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
         registry = open_registry(ctx.params.registry, ctx.schema.features)
         why = "the gate's rules changed: the candidate judged again, not retrained"
-        registry.record_review(version, decision.approved, why, None, by_gate=True)
+        failed = [r.rule for r in decision.rules if not r.passed]
+        recorded = f"{why}; failed: {', '.join(failed)}" if failed else why
+        registry.record_review(version, decision.approved, recorded, None, by_gate=True)
     stage = registry.state().stage_of(version)
     if stage != "candidate":  # production already, or replaced by a person's rollback
         verdict = "passes" if decision.approved else "fails"

@@ -72,6 +72,7 @@ def test_unchanged_rerun_skips_and_changed_finetune_params_reuse_the_backbone(
     registry = project_registry(load_params())
     assert len(registry.versions()) == 1
     assert registry.history()[-1]["action"] == "rejudge"  # failed now, still production
+    assert "auprc_floor" in registry.history()[-1]["reason"]  # what failed, for `promote`
     assert registry.state().production == registry.versions()[0].version
     assert json.loads(Path("artifacts/decision.json").read_text())["approved"] is False
     Path("params.yaml").write_text(SMALL)

@@ -264,9 +264,10 @@ class Registry:
             raise RegistryError(f"'{version}' is production already")
         refuse_force_without_reason(force, reason)
         if not chosen.gate_passed and not force:
-            failed = failed_rules(chosen)
+            # A verdict given again (rejudge) is in the history, not in its decision.json.
+            failed = ", ".join(failed_rules(chosen)) or f"`anomalyflow history {version}` says why"
             raise RegistryError(
-                f"'{version}' failed the gate ({', '.join(failed) or 'see decision.json'}); "
+                f"'{version}' failed the gate ({failed}); "
                 'promote it anyway with --force --reason "..."'
             )
         production = describe(self.models.get(seen.production), seen) if seen.production else None
