@@ -147,6 +147,8 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
             now=time.time(),
         )
     )
+    if not need.train and _saved_candidate_unregistered(ctx):
+        need = TrainingNeed(True, "the last run stopped before its candidate was registered")
     if not need.train and has_candidate(ctx.paths) and gate.rules_changed(ctx):
         rejudged = _rejudged(ctx, clock)
         record_check(ctx.paths, checked)  # once judged: a crash before would judge again
@@ -156,6 +158,13 @@ def _retrain(ctx: RunContext, batch_path: Path, clock: Stopwatch, force: bool) -
         kept = keep_check_reports(ctx)  # in a folder of this run's own
         return RunSummary("skipped", need.reason, reports=kept, seconds=clock.seconds)
     return _train_and_decide(ctx, batch_path, need, clock)
+
+
+def _saved_candidate_unregistered(ctx: RunContext) -> bool:
+    """Every trained candidate is registered or equals a version that is; one that is
+    neither was left by a run killed after its gate, and training again (the same window,
+    the same weights) finishes what it began, instead of a silent 'nothing changed'."""
+    return has_candidate(ctx.paths) and register.registered_twin(ctx, ctx.paths.candidate) is None
 
 
 def _train_and_decide(
@@ -168,7 +177,8 @@ def _train_and_decide(
     the window, evaluate, gate, register, review page, promote.
 
     The training is recorded once the gate has decided, before registration, so a
-    failed registration or promotion does not train on the same window again.
+    failed promotion does not train on the same window again; a registration cut short
+    leaves the batch unchecked, and the next run trains again to register its candidate.
     """
     release_pending(ctx.paths)
     checked = check_key(ctx.params, ctx.paths.reference, batch_path, ctx.paths.accepted)
@@ -190,8 +200,8 @@ def _train_and_decide(
     with clock.lap("gate and register"):
         decision, record = gate_task(ctx, evaluation, candidate, str(flow_run.get_id()))
         record_training(ctx.paths, window, ctx.schema, *trained)
-        record_check(ctx.paths, checked)
         registered = register_task(ctx, record).version
+        record_check(ctx.paths, checked)  # checked in full once registered, not before
     return _decided(ctx, (decision, record, evaluation), registered, need.reason, clock)
 
 
@@ -199,9 +209,7 @@ def _rejudged(ctx: RunContext, clock: Stopwatch) -> RunSummary:
     """Judge the saved candidate again by the gate's changed rules: no training, no new
     version; the registry records the new verdict, and a pass may promote it."""
     version = register.registered_twin(ctx, ctx.paths.candidate)
-    if version is None:
-        reason = "the gate's rules changed, but the saved candidate was never registered"
-        return RunSummary("skipped", reason, seconds=clock.seconds)
+    assert version is not None  # an unregistered candidate is trained again instead
     with clock.lap("gate"):
         candidate = AnomalyDetector.load(ctx.paths.candidate, ctx.params.runtime)
         evaluation = read_evaluation(ctx.paths)

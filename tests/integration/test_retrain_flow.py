@@ -209,3 +209,28 @@ def test_a_rule_change_never_brings_back_a_version_a_person_rolled_back(
     assert judged.exit_code == 0, judged.output
     assert registry.state().production == chosen
     assert registry.history()[-1]["action"] == "rejudge"
+
+
+def test_a_run_killed_between_gate_and_registration_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next run said 'skipped (nothing changed)', and the approved candidate was
+    never registered nor promoted."""
+    from anomalyflow.registry.store import Registry
+
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(SMALL)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the fault: the process dies before its register line
+
+    with monkeypatch.context() as fault:
+        fault.setattr(Registry, "register", killed)
+        runner.invoke(app, ["run"])
+    assert json.loads(Path("artifacts/decision.json").read_text())["approved"]
+
+    again = runner.invoke(app, ["run"])
+
+    assert again.exit_code == 0, again.output
+    registry = project_registry(load_params())
+    assert [v.stage for v in registry.versions()] == ["production"], again.output
