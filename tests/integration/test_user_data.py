@@ -116,6 +116,7 @@ def test_run_trains_on_user_files_and_dvc_versions_them(user_project: Path, tmp_
     # A run on another file: its checks are not credited to data.batch in dvc.lock, the
     # window it grew is versioned.
     other = pd.read_csv(user_project / "batch.csv")[::2]
+    other = other.assign(reading_id="n" + other.reading_id)  # new readings: the window adds them
     other.to_csv(user_project / "other.csv", index=False)
     again = runner.invoke(app, ["run", "--data", str(user_project / "other.csv")])
     assert again.exit_code == 0, again.output
