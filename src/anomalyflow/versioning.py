@@ -35,7 +35,7 @@ def record_run(root: Path = Path("."), stages: tuple[str, ...] = ()) -> LedgerEn
     if not (root / "dvc.yaml").exists() or not (root / ".dvc").is_dir():
         return None
     disable_telemetry()  # the child processes inherit the opt-out
-    run_dvc(root, "commit", "--force", "--quiet", *stages)
+    run_dvc(root, "commit", "--force", *stages)  # not --quiet: it would hide DVC's errors
     try:
         run_dvc(root, "remote", "default")
     except LedgerError:  # no default remote: nothing to push to
@@ -63,6 +63,7 @@ def run_dvc(root: Path, *args: str) -> str:
     )
     if done.returncode != 0:
         problem = (done.stderr or done.stdout).strip().replace("ERROR: ", "")
+        problem = " ".join(problem.split()) or f"exit code {done.returncode}, no message"
         raise LedgerError(f"DVC could not record the run (dvc {args[0]}): {problem}")
     return done.stdout + done.stderr
 
