@@ -15,6 +15,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from anomalyflow.integrity import IntegrityError, file_sha256, read_json_object
 from anomalyflow.params import RuntimeParams
 
@@ -133,3 +135,20 @@ def recorded_weights_md5(folder: Path) -> str:
     if not isinstance(recorded, str):
         raise IntegrityError(f"{path}: no lineage.{WEIGHTS_MD5}, so the weights cannot be checked")
     return recorded
+
+
+def verified_smoke_rows(folder: Path, version: str, n_features: int) -> np.ndarray:
+    """The version's smoke rows (``smoke.npy``), refused naming the file when they cannot
+    be read or are no rows of its ``n_features`` features: the smoke test and the
+    service's request example read them."""
+    path = folder / "smoke.npy"
+    try:
+        rows: np.ndarray = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise IntegrityError(f"version '{version}': {path}: cannot be read ({error})") from None
+    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] != n_features:
+        raise IntegrityError(
+            f"version '{version}': {path}: holds an array of shape {rows.shape}, not rows of "
+            f"its {n_features} features"
+        )
+    return rows

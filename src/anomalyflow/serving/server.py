@@ -156,10 +156,13 @@ def smoke_test(
     or no server is started; the served answer must then match them row for row, or
     promotion stops.
     """
-    from anomalyflow.registry.verify import verified_detector  # torch: only when a test runs
+    from anomalyflow.registry.verify import (  # torch: only when a test runs
+        verified_detector,
+        verified_smoke_rows,
+    )
 
     detector = verified_detector(version.path, version.version)
-    rows = np.load(version.smoke_batch)
+    rows = verified_smoke_rows(version.path, version.version, detector.n_features_in_)
     records = [dict(zip(detector.feature_names_, map(float, row), strict=True)) for row in rows]
     expected = _finite(detector.decision_function(rows), version.version, "in process")
     say(f"  weights verified; {len(rows)} smoke rows score finite in process")

@@ -48,7 +48,11 @@ from anomalyflow.pipeline.data import schema_from  # noqa: E402
 from anomalyflow.registry.follow import ProductionFollower  # noqa: E402
 from anomalyflow.registry.naming import model_name  # noqa: E402
 from anomalyflow.registry.store import Registry, bentoml_home  # noqa: E402
-from anomalyflow.registry.verify import verified_detector, verified_graph  # noqa: E402
+from anomalyflow.registry.verify import (  # noqa: E402
+    verified_detector,
+    verified_graph,
+    verified_smoke_rows,
+)
 from anomalyflow.serving.client_errors import (  # noqa: E402
     BENTOML_HTTP_LOGGER,
     log_client_errors_as_one_line,
@@ -143,8 +147,9 @@ def _record_model(name: str, version: str) -> type[pydantic.BaseModel]:
     """The documented request record: the served features, a smoke-test row as example.
     Loading the version verifies it (:class:`IntegrityError` on a mismatch)."""
     detector = _verified(name, version).detector
-    smoke_rows = Path(bentoml.models.get(f"{name}:{version}").path) / "smoke.npy"
-    return record_model(detector.feature_names_, np.load(smoke_rows)[0])
+    folder = Path(bentoml.models.get(f"{name}:{version}").path)
+    rows = verified_smoke_rows(folder, version, detector.n_features_in_)
+    return record_model(detector.feature_names_, rows[0])
 
 
 def _checked_start() -> tuple[

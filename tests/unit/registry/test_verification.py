@@ -221,3 +221,28 @@ def test_a_stored_versions_edited_detector_json_is_refused(
     with pytest.raises(IntegrityError, match=f"version '{edited}'"):
         registry.promote(edited, never_called)
     assert registry.state().production == production
+
+
+@pytest.mark.parametrize("damage", ["garbled", "removed", "other width"])
+def test_smoke_rows_that_cannot_be_read_refuse_the_promotion_naming_the_file(
+    registry: Registry, add_version: Callable[..., str], tmp_path: Path, damage: str
+) -> None:
+    """A pickle error, FileNotFoundError or 'zip() argument 2 is shorter', exit 1."""
+    import numpy as np
+
+    from anomalyflow.serving.server import smoke_test
+
+    version = add_version()
+    rows = registry.get(version).smoke_batch
+    if damage == "garbled":
+        rows.write_bytes(b"not numpy")
+    elif damage == "removed":
+        rows.unlink()
+    else:
+        np.save(rows, np.zeros((4, 2), dtype=np.float32))
+    params = tmp_path / "params.yaml"
+    params.touch()
+
+    with pytest.raises(IntegrityError, match="smoke"):
+        registry.promote(version, lambda v: smoke_test(v, registry.home, params))
+    assert registry.state().production is None
