@@ -48,6 +48,9 @@ class AuditEntry(BaseModel):
     smoke_test: dict[str, Any] | None = None  # promote: the serving smoke test's outcome
     gate: Literal["passed", "failed"] | None = None  # register, rejudge: the gate's verdict
     prev_sha256: str | None = Field(default=None, pattern=SHA256)  # None: a legacy line
+    # register: SHA-256 of the version's decision.json, which holds its files' hashes, so
+    # the log vouches for the files under the version's name (None: a legacy line)
+    record_sha256: str | None = Field(default=None, pattern=SHA256)
 
     @model_validator(mode="after")
     def _fits_its_action(self) -> AuditEntry:
@@ -59,6 +62,8 @@ class AuditEntry(BaseModel):
             raise ValueError("a rollback without previous_production")
         if self.action not in ("register", "rejudge") and self.gate is not None:
             raise ValueError("gate belongs to register and rejudge lines only")
+        if self.action != "register" and self.record_sha256 is not None:
+            raise ValueError("record_sha256 belongs to register lines only")
         if self.action == "rejudge" and self.gate is None:
             raise ValueError("a rejudge without the gate's verdict")
         return self

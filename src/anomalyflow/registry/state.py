@@ -31,6 +31,13 @@ class RegistryState:
     gate_failed: frozenset[str] = field(default_factory=frozenset)  # the latest verdict
     # Versions whose verdict the log holds (register lines before verdicts had none).
     gate_judged: frozenset[str] = field(default_factory=frozenset)
+    # (version, SHA-256 of its decision.json) as registered; legacy lines have none.
+    # Evidence about the files, not a stage: left out of comparisons of states.
+    records: frozenset[tuple[str, str]] = field(default_factory=frozenset, compare=False)
+
+    def record_sha256(self, version: str) -> str | None:
+        """The SHA-256 the register line recorded for ``version``'s decision.json."""
+        return next((sha for v, sha in self.records if v == version), None)
 
     def gate_passed(self, version: str, as_labelled: bool) -> bool:
         """The gate's latest verdict on ``version``: the log's, else its label's."""
@@ -68,12 +75,14 @@ class RegistryState:
         if entry.version in self.registered:
             raise InvalidTransition(f"'{entry.version}' registered a second time")
         failed = {entry.version} if entry.gate == "failed" else set()
+        recorded = {(entry.version, entry.record_sha256)} if entry.record_sha256 else set()
         return replace(
             self,
             revision=entry.revision,
             registered=self.registered | {entry.version},
             gate_failed=self.gate_failed | failed,
             gate_judged=self.gate_judged | ({entry.version} if entry.gate else set()),
+            records=self.records | recorded,
         )
 
     def _promoted(self, entry: AuditEntry) -> RegistryState:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anomalyflow.integrity import file_sha256
 from anomalyflow.params import RegistryParams, RuntimeParams
 from anomalyflow.registry.audit import AuditLog, LoggedEntry
 from anomalyflow.registry.bento_store import ModelFolders
@@ -185,7 +186,8 @@ class Registry:
         chosen = self.get(ref) if ref else self.production()
         if chosen is None:
             raise RegistryError("no production model yet: promote a version first")
-        return verified_detector(chosen.path, chosen.version, runtime)
+        recorded = self.state().record_sha256(chosen.version)
+        return verified_detector(chosen.path, chosen.version, runtime, recorded)
 
     def _named(self, name: str) -> str:
         state = self.state()
@@ -228,11 +230,13 @@ class Registry:
             np.save(target / "smoke.npy", np.asarray(smoke_batch, dtype=np.float32))
 
         version, staged = self.models.stage({"stage": "candidate", "gate": gate}, metadata, fill)
+        registered = {"action": "register", "version": version, "gate": gate}
+        registered["record_sha256"] = file_sha256(staged / "decision.json")
         try:
             with self._writing():
                 try:
                     self.models.publish(version, staged)
-                    self._commit_locked({"action": "register", "version": version, "gate": gate})
+                    self._commit_locked(registered)
                     self.models.registered(version)
                 except BaseException:  # not registered: not a version, so not in the store
                     self.models.discard(version)
@@ -260,7 +264,8 @@ class Registry:
         version = self.resolve(ref)
         seen = self.state()
         chosen = describe(self.models.get(version), seen)
-        verified_detector(chosen.path, version)  # what it records is read only once verified
+        # What it records is read only once verified.
+        verified_detector(chosen.path, version, record_sha256=seen.record_sha256(version))
         if seen.production == version:
             raise RegistryError(f"'{version}' is production already")
         refuse_force_without_reason(force, reason)
@@ -314,7 +319,8 @@ class Registry:
                 'failed; roll back to it anyway with --force --reason "..."'
             )
         folder = Path(self.models.get(target).path)
-        verified_graph(folder, target, verified_detector(folder, target))  # what serve loads
+        detector = verified_detector(folder, target, record_sha256=seen.record_sha256(target))
+        verified_graph(folder, target, detector)  # what serve loads
         return self._commit(
             {
                 "action": "rollback",

@@ -60,7 +60,10 @@ def with_weights_md5(decision: dict[str, Any], candidate_dir: Path) -> dict[str,
 
 
 def verified_detector(
-    folder: Path, version: str, runtime: RuntimeParams | None = None
+    folder: Path,
+    version: str,
+    runtime: RuntimeParams | None = None,
+    record_sha256: str | None = None,
 ) -> AnomalyDetector:
     """The detector of the version stored in ``folder``, once its files check out.
 
@@ -68,12 +71,21 @@ def verified_detector(
         folder: the version's model folder (``detector/``, ``decision.json``).
         version: its name, for the refusal.
         runtime: overrides the saved device settings (as :meth:`AnomalyDetector.load`).
+        record_sha256: the SHA-256 of ``decision.json`` that the audit log's register line
+            recorded; it ties the files to the version's name (another version's files,
+            copied in whole, check out against their own records).
 
     Raises:
         IntegrityError: naming the version and the file that does not match.
     """
     detector_dir = folder / "detector"
     try:
+        record = folder / "decision.json"
+        if record_sha256 is not None and file_sha256(record) != record_sha256:
+            raise IntegrityError(
+                f"{record}: SHA-256 differs from the one the audit log recorded when the "
+                "version was registered (its files were replaced)"
+            )
         recorded = recorded_weights_md5(folder)
         actual = weights_md5(detector_dir)
         if actual != recorded:

@@ -246,3 +246,24 @@ def test_smoke_rows_that_cannot_be_read_refuse_the_promotion_naming_the_file(
     with pytest.raises(IntegrityError, match="smoke"):
         registry.promote(version, lambda v: smoke_test(v, registry.home, params))
     assert registry.state().production is None
+
+
+def test_another_versions_files_copied_in_whole_are_refused_under_this_name(
+    registry: Registry, add_version: Callable[..., str]
+) -> None:
+    """Every hash lived in the same folder as the files: V1's detector and decision record
+    copied into V2 checked out, and V2 was restored and served with V1's scores."""
+    first, second = add_version(), add_version(detector=1)
+    registry.promote(first, passed_smoke)
+    registry.promote(second, passed_smoke)
+    registry.promote(first, passed_smoke)  # so that a rollback restores the second
+    source, target = registry.get(first).path, registry.get(second).path
+    shutil.rmtree(target / "detector")
+    shutil.copytree(source / "detector", target / "detector")
+    shutil.copyfile(source / "decision.json", target / "decision.json")
+
+    with pytest.raises(IntegrityError, match=f"version '{second}'"):
+        registry.load(second)
+    with pytest.raises(IntegrityError, match=f"version '{second}'"):
+        registry.rollback(reason="incident")
+    assert registry.state().production == first
