@@ -317,16 +317,23 @@ def test_a_corrupted_version_is_refused_at_promotion_and_never_served(
     assert service.post("/metadata", {})["model_version"] == production
 
 
-@pytest.mark.parametrize("damaged", ["weights.safetensors", GRAPH_FILE])
+@pytest.mark.parametrize("damaged", ["weights.safetensors", GRAPH_FILE, "another version's"])
 def test_a_service_asked_to_serve_a_corrupted_version_exits_at_once_in_one_line(
     served: tuple[RunningService, Registry, list[str]],
     graphed: tuple[Path, dict[str, Any]],
+    saved_detectors: list[Path],
     damaged: str,
 ) -> None:
     _, registry, _ = served
     corrupted = registry.register(*graphed, ROWS[:16])
-    path = corrupted.detector_dir / damaged
-    path.write_bytes(path.read_bytes()[:1000])  # truncated: it once crash-looped
+    if damaged == "another version's":  # every file checks out against its own record
+        other = _stored_copy(registry, saved_detectors[1]).path
+        shutil.rmtree(corrupted.detector_dir)
+        shutil.copytree(other / "detector", corrupted.detector_dir)
+        shutil.copyfile(other / "decision.json", corrupted.path / "decision.json")
+    else:
+        path = corrupted.detector_dir / damaged
+        path.write_bytes(path.read_bytes()[:1000])  # truncated: it once crash-looped
     params = registry.home.parent / EMPTY_PARAMS
     started = subprocess.run(
         service_command("127.0.0.1", free_port()),

@@ -130,7 +130,10 @@ def _verified(name: str, version: str) -> ServedModel:
         stored = bentoml.models.get(f"{name}:{version}")
     except NotFound:
         raise IntegrityError(f"version '{name}:{version}' is not in the model store") from None
-    detector = verified_detector(Path(stored.path), version)
+    home = bentoml_home()  # where our registry is (not a built Bento's), its log vouches
+    ours = (home / "anomalyflow").exists()
+    recorded = Registry(home, name).state().record_sha256(version) if ours else None
+    detector = verified_detector(Path(stored.path), version, record_sha256=recorded)
     return ServedModel(detector, verified_graph(Path(stored.path), version, detector))
 
 
